@@ -1,0 +1,170 @@
+"""Every configuration key and its default, in one place.
+
+Configs in ``configs/`` only override these; an unknown key is an error. Each section names the
+package that reads it.
+"""
+
+from .config import CfgNode as CN
+
+_C = CN()
+
+_C.SEED = 0
+# Where a run writes its resolved config, logs, checkpoints and results.json.
+_C.OUTPUT_DIR = "output/default"
+
+# ---------------------------------------------------------------------------- model (reid_dff.modeling)
+_C.MODEL = CN()
+# "cpu", "cuda", "cuda:N" or "auto" (cuda when available).
+_C.MODEL.DEVICE = "auto"
+# "reid" (embedding + BNNeck + ID classifier) or "classification" (Office-Home style closed-set head).
+_C.MODEL.TASK = "reid"
+# Backbone registry name: resnet18/34/50/101, ffc_resnet18/50, dff_resnet18/50 ...
+_C.MODEL.BACKBONE = "dff_resnet50"
+_C.MODEL.LAST_STRIDE = 1
+# Local file with torchvision ImageNet ResNet weights (never downloaded). Empty: random init.
+_C.MODEL.PRETRAIN_PATH = ""
+# A reid-dff checkpoint to load the whole model from (evaluation, fine-tuning, feature extraction).
+_C.MODEL.WEIGHTS = ""
+
+_C.MODEL.DFF = CN()
+# Fraction of channels in the global (spectral) branch; 0.5 for DFF-R50.
+_C.MODEL.DFF.RATIO = 0.5
+# The paper's ablation variants, one code path:
+#   none          SBase / FFC: no mask (use a plain resnet backbone for Base)
+#   ori_local     spatial attention mask in the original domain on the local branch
+#   ori_global    spatial attention mask in the original domain on the global branch
+#   task_channel  learned per-channel frequency mask shared by all inputs (Task.(C))
+#   task_spatial  learned per-frequency-position mask shared by all inputs (Task.(S))
+#   ins_channel   instance-adaptive channel attention on the frequency representation (Ins.(C))
+#   ins_spatial   instance-adaptive spatial frequency mask (Ins.(S), DFF, the default)
+_C.MODEL.DFF.FILTER = "ins_spatial"
+# Kernel of the conv that turns [mean, max] over channels into the spatial mask.
+_C.MODEL.DFF.MASK_KERNEL = 7
+# Reduction of the SE-style channel attention (ins_channel).
+_C.MODEL.DFF.SE_REDUCTION = 16
+
+_C.MODEL.HEAD = CN()
+# "avg" or "gem".
+_C.MODEL.HEAD.POOLING = "avg"
+_C.MODEL.HEAD.GEM_P = 3.0
+# "bnneck" (BatchNorm1d with frozen bias after pooling) or "none".
+_C.MODEL.HEAD.NECK = "bnneck"
+# 0: the number of training identities / classes, set from the data.
+_C.MODEL.HEAD.NUM_CLASSES = 0
+
+_C.MODEL.LOSSES = CN()
+_C.MODEL.LOSSES.NAMES = ["cross_entropy", "triplet"]
+_C.MODEL.LOSSES.CE = CN()
+_C.MODEL.LOSSES.CE.EPSILON = 0.1
+_C.MODEL.LOSSES.CE.WEIGHT = 1.0
+_C.MODEL.LOSSES.TRIPLET = CN()
+# 0 switches to the soft margin log(1 + exp(d_ap - d_an)).
+_C.MODEL.LOSSES.TRIPLET.MARGIN = 0.3
+_C.MODEL.LOSSES.TRIPLET.WEIGHT = 1.0
+# "euclidean" or "cosine".
+_C.MODEL.LOSSES.TRIPLET.METRIC = "euclidean"
+
+# ---------------------------------------------------------------------------- input (reid_dff.data.transforms)
+_C.INPUT = CN()
+_C.INPUT.SIZE_TRAIN = [256, 128]
+_C.INPUT.SIZE_TEST = [256, 128]
+_C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
+_C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
+_C.INPUT.FLIP_PROB = 0.5
+# Pad then random-crop back to SIZE_TRAIN; 0 disables.
+_C.INPUT.PADDING = 10
+_C.INPUT.RANDOM_ERASING = CN()
+# Off for domain generalization (MetaBIN, M3L).
+_C.INPUT.RANDOM_ERASING.ENABLED = False
+_C.INPUT.RANDOM_ERASING.PROB = 0.5
+_C.INPUT.COLOR_JITTER = CN()
+_C.INPUT.COLOR_JITTER.ENABLED = False
+_C.INPUT.COLOR_JITTER.PROB = 0.5
+_C.INPUT.COLOR_JITTER.BRIGHTNESS = 0.2
+_C.INPUT.COLOR_JITTER.CONTRAST = 0.15
+_C.INPUT.COLOR_JITTER.SATURATION = 0.1
+_C.INPUT.COLOR_JITTER.HUE = 0.1
+
+# ---------------------------------------------------------------------------- data (reid_dff.data)
+_C.DATASETS = CN()
+# Data root holding one folder per dataset in its official layout (see datasets/README.md).
+_C.DATASETS.ROOT = "datasets"
+# Dataset specs: a registry name, optionally "name:arg" (e.g. "synthetic:3" = synthetic domain 3).
+_C.DATASETS.SOURCES = ["market1501"]
+_C.DATASETS.TARGETS = ["market1501"]
+# Protocol 3 / protocol 1: train on all images of each source (train + query + gallery, junk dropped).
+_C.DATASETS.COMBINE_ALL = False
+# Split ids evaluated on the small targets (viper, prid, grid, ilids); results are mean/std over them.
+_C.DATASETS.SPLIT_IDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+_C.DATASETS.CUHK03 = CN()
+# "detected" or "labeled".
+_C.DATASETS.CUHK03.BOXES = "detected"
+# Classic 20-split protocol instead of the new 767/700 protocol.
+_C.DATASETS.CUHK03.CLASSIC_SPLIT = False
+# Where images extracted from cuhk-03.mat are cached; empty: ~/.cache/reid_dff/cuhk03.
+_C.DATASETS.CUHK03.CACHE_DIR = ""
+_C.DATASETS.SYNTHETIC = CN()
+# Generated into DATASETS.ROOT/synthetic when absent (see reid_dff.data.synthetic).
+_C.DATASETS.SYNTHETIC.SEED = 0
+_C.DATASETS.SYNTHETIC.NUM_DOMAINS = 4
+_C.DATASETS.SYNTHETIC.IDS_TRAIN = 100
+_C.DATASETS.SYNTHETIC.IDS_TEST = 50
+_C.DATASETS.SYNTHETIC.HEIGHT = 128
+_C.DATASETS.SYNTHETIC.WIDTH = 64
+
+_C.DATALOADER = CN()
+# "domain_balanced", "random_identity" or "random" (plain shuffling, for classification).
+_C.DATALOADER.SAMPLER = "domain_balanced"
+# K images per identity in a batch; P = SOLVER.IMS_PER_BATCH // K.
+_C.DATALOADER.NUM_INSTANCES = 4
+_C.DATALOADER.NUM_WORKERS = 4
+# "error": a corrupt or unreadable image stops with its path; "skip": it is dropped and counted.
+_C.DATALOADER.ON_BAD_IMAGE = "error"
+
+# ---------------------------------------------------------------------------- solver (reid_dff.engine)
+_C.SOLVER = CN()
+# "Adam" or "SGD".
+_C.SOLVER.OPTIMIZER = "Adam"
+_C.SOLVER.BASE_LR = 3.5e-4
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = False
+_C.SOLVER.WEIGHT_DECAY = 5e-4
+# Exempt BatchNorm/LayerNorm weights and all biases from weight decay.
+_C.SOLVER.NO_DECAY_NORM_BIAS = False
+_C.SOLVER.IMS_PER_BATCH = 64
+_C.SOLVER.MAX_EPOCHS = 60
+# Iterations per epoch with an infinite sampler; 0: len(train set) // IMS_PER_BATCH.
+_C.SOLVER.ITERS_PER_EPOCH = 0
+# "multistep" or "cosine"; epochs, applied per iteration.
+_C.SOLVER.SCHEDULER = "multistep"
+_C.SOLVER.STEPS = [30, 50]
+_C.SOLVER.GAMMA = 0.1
+_C.SOLVER.WARMUP_EPOCHS = 10
+_C.SOLVER.WARMUP_FACTOR = 0.01
+# Cosine schedule floor, as a fraction of BASE_LR.
+_C.SOLVER.MIN_LR_FACTOR = 0.0
+# Max global gradient norm; 0 disables clipping.
+_C.SOLVER.CLIP_GRAD_NORM = 0.0
+# Mixed precision; only ever used on CUDA.
+_C.SOLVER.AMP = True
+_C.SOLVER.SYNC_BN = False
+_C.SOLVER.CHECKPOINT_PERIOD = 1
+_C.SOLVER.LOG_PERIOD = 20
+
+# ---------------------------------------------------------------------------- test (reid_dff.evaluation)
+_C.TEST = CN()
+_C.TEST.IMS_PER_BATCH = 128
+# Evaluate every N epochs during training (and always at the end); 0: only at the end.
+_C.TEST.EVAL_PERIOD = 10
+# "cosine" (on L2-normalized features) or "euclidean".
+_C.TEST.METRIC = "cosine"
+_C.TEST.MAX_RANK = 50
+# Average the features of the image and its horizontal flip.
+_C.TEST.FLIP_FEATS = False
+# Upper bound of the evaluator's working memory (distance blocks), in MiB.
+_C.TEST.MAX_MEMORY_MB = 512
+_C.TEST.RERANK = CN()
+_C.TEST.RERANK.ENABLED = False
+_C.TEST.RERANK.K1 = 20
+_C.TEST.RERANK.K2 = 6
+_C.TEST.RERANK.LAMBDA = 0.3

@@ -1,0 +1,67 @@
+"""Run environment: devices, seeds, logging, git revision."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"MODEL.DEVICE is {name!r} but CUDA is not available on this machine; "
+            "set MODEL.DEVICE cpu (or auto)"
+        )
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def git_revision(path: str | None = None) -> str:
+    """The git commit of the code (``unknown`` outside a checkout)."""
+    path = path or os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def setup_logger(output_dir: str | None = None, name: str = "reid_dff", rank: int = 0) -> logging.Logger:
+    """Console logging on rank 0 and ``OUTPUT_DIR/log.txt``; idempotent."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", datefmt="%m/%d %H:%M:%S")
+    have = {getattr(h, "_reid_dff_key", None) for h in logger.handlers}
+    if rank == 0 and "console" not in have:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(fmt)
+        handler._reid_dff_key = "console"
+        logger.addHandler(handler)
+    if output_dir and rank == 0:
+        log_path = os.path.abspath(os.path.join(output_dir, "log.txt"))
+        if log_path not in have:
+            os.makedirs(output_dir, exist_ok=True)
+            handler = logging.FileHandler(log_path)
+            handler.setFormatter(fmt)
+            handler._reid_dff_key = log_path
+            logger.addHandler(handler)
+    return logger

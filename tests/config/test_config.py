@@ -1,0 +1,144 @@
+import textwrap
+
+import pytest
+import yaml
+
+from reid_dff.config import (
+    ConfigError,
+    ConfigKeyError,
+    ConfigTypeError,
+    get_cfg,
+    save_cfg,
+    setup_cfg,
+)
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_are_complete_and_independent_copies():
+    a, b = get_cfg(), get_cfg()
+    a.MODEL.DFF.RATIO = 0.25
+    assert b.MODEL.DFF.RATIO == 0.5
+    assert "MODEL.BACKBONE" in a.leaf_keys()
+
+
+def test_base_chain_is_relative_to_including_file_and_nested(tmp_path):
+    write(tmp_path / "base" / "root.yaml", "SOLVER:\n  BASE_LR: 0.1\n  MAX_EPOCHS: 5\nSEED: 1\n")
+    write(tmp_path / "base" / "mid.yaml", "_BASE_: root.yaml\nSOLVER:\n  MAX_EPOCHS: 7\nSEED: 2\n")
+    leaf = write(tmp_path / "exp" / "leaf.yaml", "_BASE_: ../base/mid.yaml\nSEED: 3\n")
+    cfg = get_cfg()
+    cfg.merge_from_file(leaf)
+    assert cfg.SOLVER.BASE_LR == 0.1  # from the root
+    assert cfg.SOLVER.MAX_EPOCHS == 7  # mid overrides root
+    assert cfg.SEED == 3  # leaf overrides mid
+    assert cfg.SOLVER.WEIGHT_DECAY == get_cfg().SOLVER.WEIGHT_DECAY  # untouched default
+
+
+def test_multiple_bases_merge_in_order(tmp_path):
+    write(tmp_path / "a.yaml", "SEED: 1\nOUTPUT_DIR: a\n")
+    write(tmp_path / "b.yaml", "SEED: 2\n")
+    leaf = write(tmp_path / "c.yaml", "_BASE_: [a.yaml, b.yaml]\n")
+    cfg = setup_cfg(str(leaf))
+    assert (cfg.SEED, cfg.OUTPUT_DIR) == (2, "a")
+
+
+def test_base_cycle_and_missing_base_are_errors(tmp_path):
+    write(tmp_path / "x.yaml", "_BASE_: y.yaml\n")
+    write(tmp_path / "y.yaml", "_BASE_: x.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        setup_cfg(str(tmp_path / "x.yaml"))
+    write(tmp_path / "z.yaml", "_BASE_: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="nowhere.yaml"):
+        setup_cfg(str(tmp_path / "z.yaml"))
+
+
+def test_overrides_parse_values_by_default_type():
+    cfg = setup_cfg(
+        None,
+        ["SOLVER.BASE_LR", "1", "SOLVER.STEPS", "[5, 9]", "OUTPUT_DIR", "123", "TEST.RERANK.ENABLED", "true"],
+    )
+    assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.SOLVER.STEPS == [5, 9]
+    assert cfg.OUTPUT_DIR == "123"  # a str key keeps the raw text
+    assert cfg.TEST.RERANK.ENABLED is True
+
+
+def test_override_odd_number_of_items():
+    with pytest.raises(ConfigError, match="KEY VALUE pairs"):
+        setup_cfg(None, ["SEED"])
+
+
+def test_misspelt_key_in_yaml_suggests_the_right_one(tmp_path):
+    bad = write(tmp_path / "bad.yaml", "MODEL:\n  BAKCBONE: resnet50\n")
+    with pytest.raises(ConfigKeyError) as info:
+        setup_cfg(str(bad))
+    message = str(info.value)
+    assert "MODEL.BAKCBONE" in message and "did you mean MODEL.BACKBONE" in message
+    assert str(bad) in message
+
+
+def test_misspelt_key_on_command_line_suggests_the_right_one():
+    with pytest.raises(ConfigKeyError, match=r"MODEL\.DFF\.RATO.*MODEL\.DFF\.RATIO"):
+        setup_cfg(None, ["MODEL.DFF.RATO", "0.3"])
+
+
+@pytest.mark.parametrize(
+    "opts, expected",
+    [
+        (["SOLVER.MAX_EPOCHS", "abc"], r"SOLVER\.MAX_EPOCHS.*expects int.*got str"),
+        (["SOLVER.STEPS", "3"], r"SOLVER\.STEPS.*expects list.*got int"),
+        (["MODEL.DFF.RATIO", "[0.5]"], r"MODEL\.DFF\.RATIO.*expects float.*got list"),
+        (["TEST.RERANK.ENABLED", "1"], r"TEST\.RERANK\.ENABLED.*expects bool.*got int"),
+    ],
+)
+def test_type_mismatch_names_key_and_both_types(opts, expected):
+    with pytest.raises(ConfigTypeError, match=expected):
+        setup_cfg(None, opts)
+
+
+def test_yaml_type_mismatch_and_group_as_value(tmp_path):
+    with pytest.raises(ConfigTypeError, match=r"SOLVER\.STEPS.*list.*int"):
+        setup_cfg(str(write(tmp_path / "a.yaml", "SOLVER:\n  STEPS: 30\n")))
+    with pytest.raises(ConfigTypeError, match="MODEL.*mapping"):
+        setup_cfg(str(write(tmp_path / "b.yaml", "MODEL: resnet50\n")))
+    with pytest.raises(ConfigTypeError, match="group of keys"):
+        setup_cfg(None, ["MODEL.DFF", "1"])
+
+
+def test_not_a_mapping_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="mapping"):
+        setup_cfg(str(write(tmp_path / "a.yaml", "- 1\n- 2\n")))
+    with pytest.raises(ConfigError, match="cannot parse"):
+        setup_cfg(str(write(tmp_path / "b.yaml", "SEED: [1\n")))
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = write(tmp_path / "evil.yaml", "SEED: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError):
+        setup_cfg(str(evil))
+
+
+def test_frozen_after_setup():
+    cfg = setup_cfg(None, [])
+    with pytest.raises(AttributeError, match="frozen"):
+        cfg.SEED = 5
+    with pytest.raises(AttributeError, match="frozen"):
+        cfg.MODEL.DFF.RATIO = 0.1
+    with pytest.raises(AttributeError, match="frozen"):
+        cfg.merge_from_list(["SEED", "1"])
+    cfg.defrost()
+    cfg.SEED = 5
+    assert cfg.SEED == 5
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = setup_cfg(None, ["SOLVER.STEPS", "[3, 4]", "OUTPUT_DIR", str(tmp_path / "run")])
+    path = save_cfg(cfg)
+    assert path == str(tmp_path / "run" / "config.yaml")
+    reread = setup_cfg(path)
+    assert reread == cfg
+    assert yaml.safe_load(open(path))["SOLVER"]["STEPS"] == [3, 4]
