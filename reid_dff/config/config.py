@@ -37,7 +37,9 @@ class CfgNode(dict):
         super().__init__()
         object.__setattr__(self, CfgNode._FROZEN, False)
         for key, value in (init or {}).items():
-            self[key] = CfgNode(value) if isinstance(value, Mapping) and not isinstance(value, CfgNode) else value
+            self[key] = (
+                CfgNode(value) if isinstance(value, Mapping) and not isinstance(value, CfgNode) else value
+            )
 
     # -- attribute access -------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -131,9 +133,7 @@ class CfgNode(dict):
         self._check_mutable()
         opts = list(opts)
         if len(opts) % 2:
-            raise ConfigError(
-                f"overrides must be KEY VALUE pairs; got an odd number of items: {opts}"
-            )
+            raise ConfigError(f"overrides must be KEY VALUE pairs; got an odd number of items: {opts}")
         for full_key, raw in zip(opts[0::2], opts[1::2]):
             node, leaf = self._resolve(full_key, source="command line")
             old = node[leaf]
@@ -192,7 +192,9 @@ def _unknown_key_message(root: CfgNode, full_key: str, source: str) -> str:
     if not close:
         # Fall back to the last component: "MODEL.DFF.RATO" -> "...RATIO".
         last = full_key.rsplit(".", 1)[-1]
-        close = [k for k in candidates if difflib.get_close_matches(last, [k.rsplit(".", 1)[-1]], cutoff=0.75)][:3]
+        close = [
+            k for k in candidates if difflib.get_close_matches(last, [k.rsplit(".", 1)[-1]], cutoff=0.75)
+        ][:3]
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"unknown config key {full_key} (in {source}){hint}"
 
