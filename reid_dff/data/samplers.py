@@ -1,0 +1,300 @@
+"""Infinite, seeded, rank-aware batch samplers for ReID training (P identities x K images).
+
+Every batch is a pure function of ``(seed, step)``: the sampler holds no hidden RNG state, so resuming at
+step ``t`` (``load_state_dict({"step": t, ...})``) reproduces exactly the batches an uninterrupted run
+would have drawn, and all DDP ranks agree on the global draw without communication. Each rank keeps
+its own slice of the global identities of a step, so ranks never share an identity and a batch never
+splits an identity across ranks.
+
+Identity order: identities of a group (a source domain, or everything) are consumed round by round
+from a permutation drawn per ``(seed, group, round)``; a round ends when fewer identities remain than a
+step needs (they are skipped this round: every identity is equally likely to be skipped over rounds);
+then a new permutation starts. Groups advance independently: a small source simply starts new rounds
+more often than a big one (MetaBIN's "a domain that runs out is reshuffled while the others continue").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..utils.registry import Registry
+from .datasets.base import Sample
+
+__all__ = [
+    "SAMPLER_REGISTRY",
+    "DomainBalancedIdentitySampler",
+    "InfiniteRandomSampler",
+    "RandomIdentitySampler",
+    "SamplerStateError",
+]
+
+SAMPLER_REGISTRY = Registry("sampler")
+
+# Streams of the per-step random generators: [seed, stream, ...] never collide between purposes.
+_STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE = 1, 2, 3
+
+
+class SamplerStateError(ValueError):
+    """A sampler state that does not belong to this sampler (other seed, data, batch shape or rank)."""
+
+
+class _StepBatchSampler:
+    """Common part: an infinite iterator of index lists with an exact ``state_dict``."""
+
+    def __init__(self, seed: int, rank: int, world_size: int):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..world_size-1, got rank={rank} world_size={world_size}")
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.step = 0
+
+    def batch_at(self, step: int) -> list[int]:  # pragma: no cover - abstract
+        """Indices of this rank's batch number ``step``."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while True:
+            batch = self.batch_at(self.step)
+            self.step += 1
+            yield batch
+
+    def __len__(self) -> int:
+        # DataLoader asks for a length with a batch_sampler; an infinite sampler has none that means
+        # "epoch". Report a huge number so code that calls len() does not crash.
+        return 2**62
+
+    def state_dict(self, step: int | None = None) -> dict[str, Any]:
+        """``{"step": ..., **fingerprint}``; ``step`` overrides the sampler's own count of yielded batches
+        (with DataLoader workers prefetching, pass the number of batches the trainer consumed)."""
+        return {"step": int(self.step if step is None else step), **self.fingerprint()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where ``state`` was taken; raises ``SamplerStateError`` on a foreign state."""
+        expected = self.fingerprint()
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise SamplerStateError(
+                    f"sampler state key {key!r} is {state.get(key)!r} but this sampler has {value!r}: the "
+                    "checkpoint comes from another seed, data, batch shape or DDP layout"
+                )
+        step = state.get("step")
+        if not isinstance(step, int) or step < 0:
+            raise SamplerStateError(f"sampler state 'step' must be an int >= 0, got {step!r}")
+        self.step = step
+
+
+class _IdentityGroup:
+    """Identities of one group and the round structure of their consumption."""
+
+    def __init__(self, group_id: int, pids: list[int], per_step: int, seed: int):
+        self.group_id = group_id
+        self.pids = np.asarray(pids, dtype=np.int64)
+        self.per_step = per_step
+        self.steps_per_round = len(pids) // per_step
+        self.seed = seed
+        self._cached_round = -1
+        self._order: np.ndarray | None = None
+
+    def take(self, step: int) -> np.ndarray:
+        round_index, offset = divmod(step, self.steps_per_round)
+        if round_index != self._cached_round:
+            rng = np.random.Generator(np.random.PCG64([self.seed, _STREAM_ROUND, self.group_id, round_index]))
+            self._order = self.pids[rng.permutation(len(self.pids))]
+            self._cached_round = round_index
+        start = offset * self.per_step
+        return self._order[start : start + self.per_step]
+
+
+class _GroupedIdentitySampler(_StepBatchSampler):
+    """P x K batches with identities drawn from groups in fixed shares (one group = plain P x K)."""
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        groups: Sequence[int],
+        batch_size: int,
+        num_instances: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        super().__init__(seed, rank, world_size)
+        if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
+            raise ValueError(
+                f"per-rank batch size {batch_size} must be a positive multiple of K=num_instances "
+                f"({num_instances}) (SOLVER.IMS_PER_BATCH / world_size, DATALOADER.NUM_INSTANCES)"
+            )
+        if len(pids) != len(groups):
+            raise ValueError("pids and groups must have one entry per sample")
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.num_ids_per_rank = batch_size // num_instances
+        self.num_samples = len(pids)
+        index_of: dict[int, list[int]] = defaultdict(list)
+        group_of: dict[int, int] = {}
+        for index, (pid, group) in enumerate(zip(pids, groups)):
+            pid, group = int(pid), int(group)
+            if group_of.setdefault(pid, group) != group:
+                raise ValueError(f"identity {pid} appears in groups {group_of[pid]} and {group}")
+            index_of[pid].append(index)
+        self._indices = {pid: np.asarray(ix, dtype=np.int64) for pid, ix in index_of.items()}
+        group_ids = sorted(set(group_of.values()))
+        self.num_groups = len(group_ids)
+        if self.num_ids_per_rank % self.num_groups:
+            raise ValueError(
+                f"a batch of {self.num_ids_per_rank} identities per rank (SOLVER.IMS_PER_BATCH / world_size "
+                f"/ DATALOADER.NUM_INSTANCES) cannot hold an equal share of {self.num_groups} source domains; "
+                f"set SOLVER.IMS_PER_BATCH to a multiple of {self.num_groups * num_instances * world_size}"
+            )
+        per_rank_share = self.num_ids_per_rank // self.num_groups
+        self._groups = []
+        for group in group_ids:
+            members = sorted(pid for pid, g in group_of.items() if g == group)
+            per_step = per_rank_share * world_size
+            if len(members) < per_step:
+                raise ValueError(
+                    f"source domain {group} has {len(members)} identities but every step needs {per_step} of "
+                    f"them ({per_rank_share} per rank x {world_size} ranks); use a smaller batch or fewer ranks"
+                )
+            self._groups.append(_IdentityGroup(group, members, per_step, self.seed))
+        self._per_rank_share = per_rank_share
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "kind": type(self).__name__,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "batch_size": self.batch_size,
+            "num_instances": self.num_instances,
+            "num_samples": self.num_samples,
+            "num_identities": len(self._indices),
+            "num_groups": self.num_groups,
+        }
+
+    def batch_at(self, step: int) -> list[int]:
+        # All ranks compute the same global draw; rank r keeps the r-th slice of every group's share.
+        lo, hi = self.rank * self._per_rank_share, (self.rank + 1) * self._per_rank_share
+        pids = np.concatenate([group.take(step)[lo:hi] for group in self._groups])
+        rng = np.random.Generator(np.random.PCG64([self.seed, _STREAM_IMAGES, step, self.rank]))
+        batch: list[int] = []
+        k = self.num_instances
+        for pid in pids:
+            indices = self._indices[int(pid)]
+            if len(indices) >= k:
+                chosen = rng.choice(indices, size=k, replace=False)
+            else:
+                # Fewer than K images: all of them once, the rest re-drawn from them.
+                chosen = np.concatenate(
+                    [rng.permutation(indices), rng.choice(indices, size=k - len(indices))]
+                )
+            batch.extend(int(i) for i in chosen)
+        return batch
+
+
+class RandomIdentitySampler(_GroupedIdentitySampler):
+    """P identities x K images per batch from all identities (``pids[i]`` = identity of sample ``i``)."""
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        batch_size: int,
+        num_instances: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        super().__init__(pids, [0] * len(pids), batch_size, num_instances, seed, rank, world_size)
+
+
+class DomainBalancedIdentitySampler(_GroupedIdentitySampler):
+    """P x K batches holding ``P / num_domains`` identities of every source domain (``domains[i]``)."""
+
+    def __init__(
+        self,
+        pids: Sequence[int],
+        domains: Sequence[int],
+        batch_size: int,
+        num_instances: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        super().__init__(pids, domains, batch_size, num_instances, seed, rank, world_size)
+
+
+class InfiniteRandomSampler(_StepBatchSampler):
+    """Plain shuffling in batches (classification): epoch ``e`` is a permutation drawn from ``(seed, e)``;
+    each rank takes its slice of every global batch; the last incomplete global batch is dropped."""
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__(seed, rank, world_size)
+        if batch_size < 1 or num_samples < batch_size * world_size:
+            raise ValueError(
+                f"{num_samples} samples cannot fill one global batch of {batch_size} x {world_size} ranks"
+            )
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.steps_per_epoch = num_samples // (batch_size * world_size)
+        self._cached_epoch = -1
+        self._order: np.ndarray | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "kind": type(self).__name__,
+            "seed": self.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "batch_size": self.batch_size,
+            "num_samples": self.num_samples,
+        }
+
+    def batch_at(self, step: int) -> list[int]:
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        if epoch != self._cached_epoch:
+            rng = np.random.Generator(np.random.PCG64([self.seed, _STREAM_SHUFFLE, epoch]))
+            self._order = rng.permutation(self.num_samples)
+            self._cached_epoch = epoch
+        start = (offset * self.world_size + self.rank) * self.batch_size
+        return [int(i) for i in self._order[start : start + self.batch_size]]
+
+
+# Builders by DATALOADER.SAMPLER name: (samples, per-rank batch size, K, seed, rank, world_size) -> sampler.
+@SAMPLER_REGISTRY.register("random_identity")
+def build_random_identity_sampler(
+    samples: Sequence[Sample], batch_size: int, num_instances: int, seed: int, rank: int, world_size: int
+) -> RandomIdentitySampler:
+    """P x K over all identities."""
+    return RandomIdentitySampler([s.pid for s in samples], batch_size, num_instances, seed, rank, world_size)
+
+
+@SAMPLER_REGISTRY.register("domain_balanced")
+def build_domain_balanced_sampler(
+    samples: Sequence[Sample], batch_size: int, num_instances: int, seed: int, rank: int, world_size: int
+) -> DomainBalancedIdentitySampler:
+    """P x K with an equal share of identities per ``Sample.domain``."""
+    return DomainBalancedIdentitySampler(
+        [s.pid for s in samples],
+        [s.domain for s in samples],
+        batch_size,
+        num_instances,
+        seed,
+        rank,
+        world_size,
+    )
+
+
+@SAMPLER_REGISTRY.register("random")
+def build_random_sampler(
+    samples: Sequence[Sample], batch_size: int, num_instances: int, seed: int, rank: int, world_size: int
+) -> InfiniteRandomSampler:
+    """Plain shuffling (K unused)."""
+    return InfiniteRandomSampler(len(samples), batch_size, seed, rank, world_size)
