@@ -111,6 +111,10 @@ _C.DATASETS.SYNTHETIC.IDS_TRAIN = 100
 _C.DATASETS.SYNTHETIC.IDS_TEST = 50
 _C.DATASETS.SYNTHETIC.HEIGHT = 128
 _C.DATASETS.SYNTHETIC.WIDTH = 64
+# Cameras per domain (2-6; Market-1501 names allow 6); each identity visits a random subset of >= 2.
+_C.DATASETS.SYNTHETIC.CAMERAS = 4
+# Images per identity per visited camera (>= 2, so every query keeps a cross-camera gallery match).
+_C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 5
 
 _C.DATALOADER = CN()
 # "domain_balanced", "random_identity" or "random" (plain shuffling, for classification).
