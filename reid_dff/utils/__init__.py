@@ -1,16 +1,27 @@
-"""Small shared helpers: atomic I/O, hashing, devices, seeds, logging."""
+"""Small shared helpers: atomic I/O, hashing, devices, seeds, logging.
 
-from .env import git_revision, resolve_device, seed_everything, setup_logger
-from .io import atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text, sha256_file
+Exports load lazily (PEP 562): the I/O helpers are used by light worker processes (the synthetic generator)
+that should not pay for importing torch, which ``env`` needs.
+"""
 
-__all__ = [
-    "atomic_open",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "git_revision",
-    "resolve_device",
-    "seed_everything",
-    "setup_logger",
-    "sha256_file",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "atomic_open": "io",
+    "atomic_write_bytes": "io",
+    "atomic_write_json": "io",
+    "atomic_write_text": "io",
+    "sha256_file": "io",
+    "git_revision": "env",
+    "resolve_device": "env",
+    "seed_everything": "env",
+    "setup_logger": "env",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
