@@ -1,0 +1,163 @@
+"""Query-gallery distances computed one query block at a time (never a full Q x G matrix).
+
+Every metric is written as ``distance(q, g) = q' . g + bias_g + offset_q`` with a prepared query ``q'``:
+
+- ``cosine``: ``q' = -normalize(q)``, ``g = normalize(g)``, no bias, offset 1 -> ``1 - cos(q, g)``;
+- ``euclidean``: ``q' = -2 q``, ``bias_g = |g|^2``, offset ``|q|^2`` -> ``|q - g|^2``, the squared distance
+  torchreid's ``compute_distance_matrix(..., "euclidean")`` returns (same ordering as the true distance).
+
+Ranking only needs the *key* ``q' . g + bias_g``: the per-query offset does not change the order, and
+dropping it saves a pass over each block. Scaling a query by -1 or -2 is exact in floating point, so the
+key of ``cosine`` is bit for bit ``-(normalize(q) . normalize(g))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DISTANCES",
+    "PairwiseDistance",
+    "as_feature_matrix",
+    "build_distance",
+    "cosine_distance",
+    "euclidean_distance",
+    "l2_normalize",
+]
+
+FeatureInput = np.ndarray | torch.Tensor | Sequence
+
+# torch.nn.functional.normalize's default: a zero vector stays zero instead of becoming NaN.
+NORM_EPS = 1e-12
+# Rows normalised per step, so normalising a large gallery needs no full-size temporary.
+_NORMALIZE_CHUNK_ROWS = 8192
+
+
+def as_feature_matrix(features: FeatureInput, name: str) -> np.ndarray:
+    """``(N, D)`` float32 C-contiguous numpy view/copy of numpy, torch or nested-list features; finite."""
+    if isinstance(features, torch.Tensor):
+        features = features.detach().to("cpu", torch.float32).numpy()
+    array = np.ascontiguousarray(np.asarray(features), dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, D) feature matrix, got shape {tuple(array.shape)}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(array.shape)}); expected at least one (1, D) row")
+    if not np.isfinite(array).all():
+        bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise ValueError(f"{name} holds NaN or infinite values (first in row {bad}); features must be finite")
+    return array
+
+
+def l2_normalize(features: np.ndarray) -> np.ndarray:
+    """A new float32 ``(N, D)`` array of unit rows (``torch.nn.functional.normalize`` semantics)."""
+    out = np.empty_like(features, dtype=np.float32)
+    for start in range(0, features.shape[0], _NORMALIZE_CHUNK_ROWS):
+        chunk = features[start : start + _NORMALIZE_CHUNK_ROWS]
+        norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk, dtype=np.float32))
+        np.divide(
+            chunk, np.maximum(norms, np.float32(NORM_EPS))[:, None], out=out[start : start + len(chunk)]
+        )
+    return out
+
+
+class PairwiseDistance:
+    """Distances ``q' . g + bias_g + offset_q`` between prepared queries ``(Q, D)`` and a gallery ``(G, D)``."""
+
+    def __init__(
+        self,
+        name: str,
+        prepared_queries: np.ndarray,
+        gallery: np.ndarray,
+        gallery_bias: np.ndarray | None,
+        query_offsets: np.ndarray,
+    ):
+        self.name = name
+        self.queries = prepared_queries
+        self.gallery = gallery
+        self.gallery_bias = gallery_bias
+        self.query_offsets = query_offsets
+
+    @property
+    def num_queries(self) -> int:
+        return self.queries.shape[0]
+
+    @property
+    def num_gallery(self) -> int:
+        return self.gallery.shape[0]
+
+    def ranking_keys(
+        self, rows: slice | np.ndarray, columns: slice = slice(None), out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(B, G')`` float32 keys of query ``rows`` against gallery ``columns``: distance minus a per-row constant."""
+        gallery = self.gallery[columns]
+        keys = np.matmul(self.queries[rows], gallery.T, out=out)
+        if self.gallery_bias is not None:
+            keys += self.gallery_bias[columns]
+        return keys
+
+    def distances(
+        self, rows: slice | np.ndarray, columns: slice = slice(None), out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(B, G')`` float32 distances of query ``rows`` against gallery ``columns``."""
+        keys = self.ranking_keys(rows, columns, out=out)
+        keys += self.query_offsets[rows][:, None]
+        return keys
+
+    def pair_distances(self, rows: np.ndarray, columns: np.ndarray, max_memory_mb: float = 64) -> np.ndarray:
+        """``(P,)`` float32 distances of the pairs ``(rows[p], columns[p])``, gathering a bounded chunk at a time."""
+        out = np.empty(rows.shape[0], dtype=np.float32)
+        step = max(
+            1, int(max_memory_mb * (1 << 20)) // (8 * self.queries.shape[1])
+        )  # two gathered rows per pair
+        for start in range(0, rows.shape[0], step):
+            r, c = rows[start : start + step], columns[start : start + step]
+            out[start : start + step] = np.einsum(
+                "ij,ij->i", self.queries[r], self.gallery[c], dtype=np.float32
+            )
+        if self.gallery_bias is not None:
+            out += self.gallery_bias[columns]
+        out += self.query_offsets[rows]
+        return out
+
+
+def cosine_distance(query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:
+    """``1 - cos`` on L2-normalised features (torchreid's ``cosine_distance``)."""
+    queries = l2_normalize(query_features)
+    np.negative(queries, out=queries)
+    gallery = l2_normalize(gallery_features)
+    offsets = np.ones(queries.shape[0], dtype=np.float32)
+    return PairwiseDistance("cosine", queries, gallery, None, offsets)
+
+
+def euclidean_distance(query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:
+    """Squared Euclidean distance ``|q|^2 + |g|^2 - 2 q.g`` (torchreid's ``euclidean_squared_distance``)."""
+    queries = np.multiply(query_features, np.float32(-2.0), dtype=np.float32)
+    gallery = gallery_features
+    gallery_sq = np.einsum("ij,ij->i", gallery, gallery, dtype=np.float32)
+    query_sq = np.einsum("ij,ij->i", query_features, query_features, dtype=np.float32)
+    return PairwiseDistance("euclidean", queries, gallery, gallery_sq, query_sq)
+
+
+DISTANCES: dict[str, Callable[[np.ndarray, np.ndarray], PairwiseDistance]] = {
+    "cosine": cosine_distance,
+    "euclidean": euclidean_distance,
+}
+
+
+def build_distance(metric: str, query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:
+    """The :class:`PairwiseDistance` of ``metric`` (a key of ``DISTANCES``) between two feature matrices."""
+    try:
+        factory = DISTANCES[metric]
+    except KeyError:
+        raise ValueError(
+            f"unknown retrieval metric {metric!r} (TEST.METRIC); expected one of {sorted(DISTANCES)}"
+        ) from None
+    if query_features.shape[1] != gallery_features.shape[1]:
+        raise ValueError(
+            f"query features have dimension {query_features.shape[1]} but gallery features have "
+            f"{gallery_features.shape[1]}; both must come from the same model"
+        )
+    return factory(query_features, gallery_features)

@@ -1,0 +1,106 @@
+"""Feature extraction: a model in eval mode over a test loader -> ``(N, D)`` float32 embeddings."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["Features", "extract_features"]
+
+_BATCH_KEYS = ("images", "pids", "camids", "paths")
+
+
+@dataclass(frozen=True)
+class Features:
+    """Embeddings ``feats`` ``(N, D)`` float32 with their ``pids``/``camids`` ``(N,)`` int64 and image ``paths``."""
+
+    feats: np.ndarray
+    pids: np.ndarray
+    camids: np.ndarray
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def rows_of(self, paths: Sequence[str]) -> np.ndarray:
+        """``(len(paths),)`` row index of each path; ``KeyError`` naming the first path without a feature."""
+        row_of = {path: row for row, path in enumerate(self.paths)}
+        try:
+            return np.fromiter((row_of[p] for p in paths), dtype=np.int64, count=len(paths))
+        except KeyError as e:
+            raise KeyError(f"no feature was extracted for image {e.args[0]}") from None
+
+
+def _labels(batch: Mapping[str, Any], key: str) -> np.ndarray:
+    value = batch[key]
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.int64).reshape(-1)
+
+
+def _embed(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
+    feats = model(images)
+    if not isinstance(feats, torch.Tensor) or feats.ndim != 2 or feats.shape[0] != images.shape[0]:
+        shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+        raise ValueError(
+            f"the model returned {shape} for a batch of {images.shape[0]} images in eval mode; feature "
+            "extraction needs a (B, D) embedding tensor (build the model with num_classes=0 or use eval mode)"
+        )
+    if flip:
+        # Mean of the image's and its mirror's embedding: people are left-right symmetric, cameras are not.
+        feats = (feats + model(torch.flip(images, dims=[3]))) / 2
+    return feats
+
+
+def extract_features(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    device: torch.device | str,
+    flip: bool = False,
+    amp: bool = True,
+) -> Features:
+    """Run ``model`` (eval mode, no grad) over ``loader``'s ``{"images", "pids", "camids", "paths"}`` batches.
+
+    ``flip`` averages each embedding with that of the horizontally flipped image; ``amp`` enables autocast
+    on CUDA only. Returns float32 ``(N, D)`` features in loader order; the model's mode is restored.
+    """
+    device = torch.device(device)
+    use_amp = amp and device.type == "cuda"
+    was_training = model.training
+    model.eval()
+    feats, pids, camids, paths = [], [], [], []
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                if "images" not in batch and batch.get("num_skipped"):
+                    continue  # every image of the batch was unreadable and skipped (counted by the loader)
+                missing = [key for key in _BATCH_KEYS if key not in batch]
+                if missing:
+                    raise KeyError(
+                        f"test batches must be dicts with keys {list(_BATCH_KEYS)}; this one lacks {missing} "
+                        "(build the loader with reid_dff.data.build_test_loader)"
+                    )
+                images = batch["images"].to(device, non_blocking=True)
+                autocast = torch.autocast("cuda") if use_amp else contextlib.nullcontext()
+                with autocast:
+                    out = _embed(model, images, flip)
+                feats.append(out.float().cpu())
+                pids.append(_labels(batch, "pids"))
+                camids.append(_labels(batch, "camids"))
+                paths.extend(str(p) for p in batch["paths"])
+    finally:
+        model.train(was_training)
+    if not feats:
+        raise ValueError("the test loader yielded no images; check the target's query/gallery folders")
+    return Features(
+        feats=torch.cat(feats).numpy().astype(np.float32, copy=False),
+        pids=np.concatenate(pids),
+        camids=np.concatenate(camids),
+        paths=paths,
+    )
