@@ -1,0 +1,267 @@
+"""Loading weights: torchvision ImageNet ResNets into any backbone, and reid-dff checkpoints into a model.
+
+Every file is read with ``torch.load(..., weights_only=True)``: a weights file can never run code.
+
+ImageNet -> FFC/DFF mapping. A ResNet conv ``P.weight`` of shape ``(C_out, C_in, k, k)`` becomes, in the
+``FFCConv2d`` at the same name ``P`` with ``C_in = C_l_in + C_g_in`` and ``C_out = C_l_out + C_g_out``::
+
+    P.l2l.weight = W[:C_l_out, :C_l_in]      local  -> local
+    P.l2g.weight = W[C_l_out:, :C_l_in]      local  -> global
+    P.g2l.weight = W[:C_l_out, C_l_in:]      global -> local
+    P.g2g.*      newly initialized         (the spectral transform replaces W[C_l_out:, C_l_in:])
+    P.local_filter.* newly initialized     (ori_local only)
+
+ResNet-18/34 have an identity shortcut in layer1; FFC puts a 0 -> a projection there
+(``layer1.0.downsample.*``), which is newly initialized.
+
+BatchNorm layers keep their names and channel order ``[local | global]``, so they load unchanged, as do
+the stem and the plain blocks of layer4. ``fc.*`` of the file is reported as unused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .backbones.ffc import FFCConv2d
+
+FFC_PATHS = ("l2l", "l2g", "g2l")
+
+
+class WeightsError(ValueError):
+    """A weights file cannot be read as a state dict (the message names the file and the expected form)."""
+
+
+class WeightsMismatchError(WeightsError):
+    """A state dict does not fit the model (the message lists the first offending keys and a likely cause)."""
+
+
+@dataclass
+class LoadReport:
+    """Which target keys were copied (``loaded``), cut from a larger conv (``sliced``), left at their
+    initialization (``new``), and which keys of the file were not used (``unused``)."""
+
+    loaded: list[str] = field(default_factory=list)
+    sliced: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the log."""
+        return (
+            f"{len(self.loaded)} tensors loaded, {len(self.sliced)} sliced from ResNet convs, "
+            f"{len(self.new)} newly initialized, {len(self.unused)} unused in the file"
+            + (f" ({_preview(self.unused)})" if self.unused else "")
+        )
+
+
+def _preview(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def read_state_dict(
+    path_or_state: str | os.PathLike | Mapping, what: str = "weights"
+) -> dict[str, torch.Tensor]:
+    """A state dict from a file (``weights_only=True``) or a mapping; unwraps ``"model"``/``"state_dict"``
+    and a DataParallel ``module.`` prefix."""
+    if isinstance(path_or_state, Mapping):
+        source, obj = "<state dict>", path_or_state
+    else:
+        source = os.fspath(path_or_state)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(
+                f"{what} file not found: {source} (expected a local .pth file; nothing is downloaded)"
+            )
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+            raise WeightsError(
+                f"cannot read {what} file {source} with torch.load(weights_only=True): {e}. Expected a "
+                "state dict (name -> tensor) saved with torch.save; files that need arbitrary code to "
+                "load are refused"
+            ) from e
+    if isinstance(obj, Mapping):
+        for wrapper in ("model", "state_dict"):
+            if isinstance(obj.get(wrapper), Mapping):
+                obj = obj[wrapper]
+                break
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
+        raise WeightsError(
+            f"{what} {source} is not a state dict: expected a non-empty mapping of parameter names to "
+            "tensors, or a dict holding one under 'model' or 'state_dict'"
+        )
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def _has_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in state)
+
+
+def describe_resnet(state: Mapping[str, torch.Tensor]) -> str:
+    """Best guess of which torchvision ResNet a state dict holds (e.g. ``"resnet18"``), for messages."""
+    blocks = [
+        len({m.group(1) for k in state if (m := re.match(rf"layer{i}\.(\d+)\.", k))}) for i in range(1, 5)
+    ]
+    bottleneck = any(".conv3." in k for k in state)
+    known = {
+        (2, 2, 2, 2, False): "resnet18",
+        (3, 4, 6, 3, False): "resnet34",
+        (3, 4, 6, 3, True): "resnet50",
+        (3, 4, 23, 3, True): "resnet101",
+        (3, 8, 36, 3, True): "resnet152",
+    }
+    return known.get((*blocks, bottleneck), f"an unrecognized network (blocks per layer {blocks})")
+
+
+def load_imagenet_pretrained(model_or_backbone: nn.Module, path: str | os.PathLike) -> LoadReport:
+    """Initialize a backbone (or ``model.backbone``) from a local torchvision ResNet state dict file.
+
+    Plain ResNets load every tensor by name; FFC/DFF networks take slices of each ResNet conv for their
+    l->l, l->g, g->l paths (see the module docstring). Raises ``FileNotFoundError`` / ``WeightsError``
+    for an unreadable file and ``WeightsMismatchError`` for weights of another architecture.
+    """
+    backbone = getattr(model_or_backbone, "backbone", model_or_backbone)
+    source = read_state_dict(path, what="ImageNet ResNet weights (MODEL.PRETRAIN_PATH)")
+    target = backbone.state_dict()
+    result = dict(target)
+    report = LoadReport()
+    used: set[str] = set()
+    problems: list[str] = []
+    handled: set[str] = set()
+
+    for prefix, module in backbone.named_modules():
+        if not isinstance(module, FFCConv2d):
+            continue
+        handled.update(k for k in target if k.startswith(prefix + "."))
+        src_key = f"{prefix}.weight"
+        weight = source.get(src_key)
+        if (
+            weight is None
+            and prefix.endswith("downsample.0")
+            and not _has_prefix(source, prefix[: -len("0")])
+        ):
+            # ResNet-18/34 layer1 has an identity shortcut; FFC needs a 0 -> a projection there, which
+            # (with its BN) has nothing to load from.
+            bn_prefix = prefix[: -len("0")] + "1."
+            fresh = [k for k in target if k.startswith(prefix + ".") or k.startswith(bn_prefix)]
+            handled.update(fresh)
+            report.new.extend(fresh)
+            continue
+        expected = (module.out_channels, module.in_channels)
+        if weight is None or weight.dim() != 4 or tuple(weight.shape[:2]) != expected:
+            found = "missing" if weight is None else f"shape {tuple(weight.shape)}"
+            problems.append(f"{src_key}: {found}, expected (C_out, C_in) = {expected}")
+            continue
+        used.add(src_key)
+        rows = {"l": slice(0, module.out_local), "g": slice(module.out_local, None)}
+        cols = {"l": slice(0, module.in_local), "g": slice(module.in_local, None)}
+        for name in FFC_PATHS:
+            conv = getattr(module, name)
+            if conv is None:
+                continue
+            key = f"{prefix}.{name}.weight"
+            piece = weight[rows[name[2]], cols[name[0]]]
+            if piece.shape != target[key].shape:
+                problems.append(
+                    f"{src_key}: slice for {key} has shape {tuple(piece.shape)}, expected {tuple(target[key].shape)}"
+                )
+                continue
+            result[key] = piece.clone()
+            report.sliced.append(key)
+        report.new.extend(k for k in target if k.startswith(prefix + ".") and k not in report.sliced)
+
+    for key, value in target.items():
+        if key in handled:
+            continue
+        if key not in source:
+            problems.append(f"{key}: missing in the file")
+        elif source[key].shape != value.shape:
+            problems.append(
+                f"{key}: shape {tuple(source[key].shape)} in the file, expected {tuple(value.shape)}"
+            )
+        else:
+            result[key] = source[key].to(value.dtype)
+            report.loaded.append(key)
+            used.add(key)
+
+    if problems:
+        raise WeightsMismatchError(
+            f"{path} does not fit this backbone ({type(backbone).__name__} with {backbone.out_channels} output "
+            f"channels): the file looks like {describe_resnet(source)}; expected torchvision weights of the "
+            f"same depth as MODEL.BACKBONE. {len(problems)} problem(s), first: {_preview(problems, 4)}"
+        )
+    backbone.load_state_dict(result, strict=True)
+    report.unused = [k for k in source if k not in used]
+    return report
+
+
+def _mismatch_hint(keys: list[str]) -> str:
+    if all(k.startswith("classifier.") for k in keys):
+        return (
+            "only the classifier differs (another number of training identities): pass "
+            "ignore_classifier=True to load the rest"
+        )
+    if any(re.search(r"(spectrum_filter|input_filter|local_filter)\.", k) for k in keys):
+        return "MODEL.DFF.FILTER probably differs from the checkpoint's"
+    if any(re.search(r"\.(l2l|l2g|g2l|g2g)\.", k) for k in keys):
+        return "MODEL.BACKBONE (resnet vs ffc_/dff_resnet) or MODEL.DFF.RATIO probably differs from the checkpoint's"
+    return "MODEL.BACKBONE (depth), MODEL.DFF.* or MODEL.HEAD.* probably differs from the checkpoint's"
+
+
+def load_model_weights(
+    model: nn.Module, path_or_state: str | os.PathLike | Mapping, ignore_classifier: bool = False
+) -> LoadReport:
+    """Load a reid-dff checkpoint (``{"model": state_dict, ...}`` or a bare state dict) into a built model.
+
+    Every key and shape must match, except ``classifier.*`` when ``ignore_classifier`` (e.g. evaluating a
+    model trained on other identities); a mismatch raises ``WeightsMismatchError`` naming the keys.
+    """
+    what = "reid-dff checkpoint (MODEL.WEIGHTS)"
+    state = read_state_dict(path_or_state, what=what)
+    target = model.state_dict()
+
+    def skipped(key: str) -> bool:
+        return ignore_classifier and key.startswith("classifier.")
+
+    missing = [k for k in target if not skipped(k) and k not in state]
+    unexpected = [k for k in state if not skipped(k) and k not in target]
+    mismatched = [k for k in target if not skipped(k) and k in state and state[k].shape != target[k].shape]
+    if missing or unexpected or mismatched:
+        source = path_or_state if not isinstance(path_or_state, Mapping) else "<state dict>"
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing in the checkpoint: {_preview(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} not in the model: {_preview(unexpected)}")
+        if mismatched:
+            shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in mismatched]
+            parts.append(f"{len(mismatched)} with other shapes (checkpoint vs model): {_preview(shapes)}")
+        raise WeightsMismatchError(
+            f"{what} {source} does not match the model: {'; '.join(parts)}. "
+            f"{_mismatch_hint(missing + unexpected + mismatched)}"
+        )
+    result = dict(target)
+    report = LoadReport()
+    for key in target:
+        if skipped(key):
+            report.new.append(key)
+        else:
+            result[key] = state[key]
+            report.loaded.append(key)
+    report.unused = [k for k in state if skipped(k)]
+    model.load_state_dict(result, strict=True)
+    return report
