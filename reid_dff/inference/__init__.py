@@ -1,0 +1,34 @@
+"""Inference: embeddings from a trained model (``FeatureExtractor``) and FAISS gallery search (``GalleryIndex``)."""
+
+from .features_file import FeatureSet, FeaturesFileError, load_features, save_features
+from .images import ImageList, collect_images, parse_identity
+from .index import (
+    INDEX_TYPES,
+    GalleryIndex,
+    IndexCompatibilityError,
+    IndexFormatError,
+    SearchResult,
+    UnsafeIndexPathError,
+    resolve_inside_root,
+)
+from .search import cmc_from_search, search_features, search_report
+
+__all__ = [
+    "INDEX_TYPES",
+    "FeatureSet",
+    "FeaturesFileError",
+    "GalleryIndex",
+    "ImageList",
+    "IndexCompatibilityError",
+    "IndexFormatError",
+    "SearchResult",
+    "UnsafeIndexPathError",
+    "cmc_from_search",
+    "collect_images",
+    "load_features",
+    "parse_identity",
+    "resolve_inside_root",
+    "save_features",
+    "search_features",
+    "search_report",
+]

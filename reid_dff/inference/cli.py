@@ -1,0 +1,40 @@
+"""What the inference and visualization tools share: bad input ends with one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from ..config import ConfigError
+from ..data.datasets.base import DatasetLayoutError, DatasetOptionError
+from ..data.io import BadImageError
+from ..engine.checkpoint import CheckpointError
+from ..modeling.pretrained import WeightsError
+from .features_file import FeaturesFileError
+from .index import IndexCompatibilityError, IndexFormatError, UnsafeIndexPathError
+
+# Errors that mean "the user's config, checkpoint, images, features or index is wrong", never a bug.
+USER_ERRORS = (
+    BadImageError,
+    CheckpointError,
+    ConfigError,
+    DatasetLayoutError,
+    DatasetOptionError,
+    FeaturesFileError,
+    FileNotFoundError,
+    IndexCompatibilityError,
+    IndexFormatError,
+    UnsafeIndexPathError,
+    WeightsError,
+)
+
+
+@contextlib.contextmanager
+def exit_on_user_error(tool: str, extra: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn a :data:`USER_ERRORS` (or ``extra``) exception into ``<tool>: error: <message>`` and exit 1."""
+    try:
+        yield
+    except (*USER_ERRORS, *extra) as e:
+        print(f"{tool}: error: {e}", file=sys.stderr)
+        sys.exit(1)

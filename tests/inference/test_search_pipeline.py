@@ -1,0 +1,286 @@
+"""The acceptance path: extract an unseen domain's gallery, index it, search its queries, and get the
+evaluator's Rank-1 (and CMC) -- through the library and through the command-line tools."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from reid_dff.data import build_test_sets
+from reid_dff.evaluation import evaluate
+from reid_dff.inference import (
+    FeaturesFileError,
+    GalleryIndex,
+    IndexCompatibilityError,
+    collect_images,
+    load_features,
+    parse_identity,
+    save_features,
+    search_features,
+)
+from reid_dff.inference.extractor import FeatureExtractor
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def unseen_domain(tiny_checkpoint):
+    """(extractor, query FeatureSet, gallery FeatureSet, split) of the tiny synthetic target domain."""
+    cfg, checkpoint = tiny_checkpoint
+    split = build_test_sets(cfg, "synthetic:0")[0]
+    extractor = FeatureExtractor(checkpoint, device="cpu")
+    root = os.path.dirname(os.path.dirname(split.query[0].path))
+    return (
+        extractor,
+        extractor.feature_set(split.query, root),
+        extractor.feature_set(split.gallery, root),
+        split,
+    )
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_flat_index_rank1_equals_the_evaluator(unseen_domain, metric):
+    _, query, gallery, _ = unseen_domain
+    query.metric = gallery.metric = metric
+    try:
+        index = GalleryIndex.from_features(gallery)
+        report = search_features(index, query, topk=10, exclude_same_camera=True)
+    finally:
+        query.metric = gallery.metric = "cosine"
+    expected = evaluate(
+        query.feats,
+        gallery.feats,
+        query.pids,
+        gallery.pids,
+        query.camids,
+        gallery.camids,
+        metric=metric,
+        max_rank=10,
+    )
+    assert report["cmc"]["1"] == pytest.approx(expected["cmc"][0], abs=1e-12)
+    np.testing.assert_allclose([report["cmc"][str(r)] for r in range(1, 11)], expected["cmc"], atol=1e-12)
+    assert report["num_valid_queries"] == expected["num_valid_queries"]
+    # The random model is not perfect, so the check means something: some queries miss at rank 1.
+    assert 0 < expected["cmc"][0] < 1
+    for entry in report["queries"]:
+        ranked = entry["results"]
+        assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+        assert all(not (r["pid"] == entry["pid"] and r["camid"] == entry["camid"]) for r in ranked)
+        assert all(a["distance"] <= b["distance"] for a, b in zip(ranked, ranked[1:]))
+
+
+def test_the_tools_reproduce_the_evaluators_rank1(unseen_domain, tiny_checkpoint, tmp_path, capsys):
+    cfg, checkpoint = tiny_checkpoint
+    _, query, gallery, split = unseen_domain
+    load_tool("extract_features").main(
+        [
+            "--weights",
+            checkpoint,
+            "--dataset",
+            "synthetic:0",
+            "--split",
+            "gallery",
+            "--output",
+            str(tmp_path / "gallery.npz"),
+            "--no-progress",
+            "DATASETS.ROOT",
+            cfg.DATASETS.ROOT,
+        ]
+    )
+    saved = load_features(tmp_path / "gallery.npz")
+    np.testing.assert_allclose(saved.feats, gallery.feats, rtol=1e-4, atol=1e-4)
+    assert [os.path.join(saved.root, p) for p in saved.paths] == [s.path for s in split.gallery]
+    np.testing.assert_array_equal(saved.pids, gallery.pids)
+    load_tool("build_index").main(
+        ["--features", str(tmp_path / "gallery.npz"), "--index", str(tmp_path / "index")]
+    )
+    query_dir = os.path.dirname(split.query[0].path)
+    load_tool("search").main(
+        [
+            "--index",
+            str(tmp_path / "index"),
+            "--query",
+            query_dir,
+            "--topk",
+            "5",
+            "--exclude-same-camera",
+            "--output",
+            str(tmp_path / "results.json"),
+            "--html",
+            str(tmp_path / "results.html"),
+            "DATASETS.ROOT",
+            cfg.DATASETS.ROOT,
+        ]
+    )
+    report = json.loads((tmp_path / "results.json").read_text())
+    expected = evaluate(query.feats, gallery.feats, query.pids, gallery.pids, query.camids, gallery.camids)
+    assert report["cmc"]["1"] == pytest.approx(expected["cmc"][0], abs=1e-12)
+    # The same Rank-1 as tools/eval.py on the same checkpoint and target (same metric, TEST.METRIC).
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(cfg.dump())
+    evaluated = load_tool("eval").main(
+        ["--config-file", str(config_file), "MODEL.WEIGHTS", checkpoint, "OUTPUT_DIR", str(tmp_path / "eval")]
+    )
+    eval_split = evaluated["targets"]["synthetic:0"]["splits"][0]
+    assert report["cmc"]["1"] == pytest.approx(eval_split["R1"], abs=1e-12)
+    assert report["cmc"]["5"] == pytest.approx(eval_split["R5"], abs=1e-12)
+    assert report["num_valid_queries"] == eval_split["num_valid_queries"]
+    assert len(report["queries"]) == len(split.query) and report["topk"] == 5
+    first = report["queries"][0]
+    assert {"query", "pid", "camid", "results"} <= set(first)
+    assert {"rank", "path", "distance", "pid", "camid", "match"} <= set(first["results"][0])
+    page = (tmp_path / "results.html").read_text()
+    # One embedded thumbnail per query and per result.
+    assert page.count("data:image/jpeg;base64,") == len(split.query) * 6
+    assert "R1" in capsys.readouterr().err
+
+
+def test_search_refuses_another_model(unseen_domain, tmp_path):
+    _, query, gallery, _ = unseen_domain
+    index = GalleryIndex.from_features(gallery)
+    other = load_features_like(query, tmp_path, checkpoint_sha256="0" * 64)
+    with pytest.raises(IndexCompatibilityError, match="checkpoint SHA-256"):
+        search_features(index, other, topk=3)
+    other = load_features_like(query, tmp_path, metric="euclidean")
+    with pytest.raises(IndexCompatibilityError, match="normalization"):
+        search_features(index, other, topk=3)
+    other = load_features_like(query, tmp_path, model_name="resnet50")
+    with pytest.raises(IndexCompatibilityError, match="model"):
+        search_features(index, other, topk=3)
+
+
+def load_features_like(features, tmp_path, **changes):
+    """A saved-and-reloaded copy of ``features`` with some fields changed."""
+    path = tmp_path / "changed.npz"
+    save_features(path, features)
+    copy = load_features(path)
+    for key, value in changes.items():
+        setattr(copy, key, value)
+    return copy
+
+
+def test_search_tool_refuses_a_checkpoint_that_is_not_the_indexed_one(
+    unseen_domain, tiny_checkpoint, tmp_path, capsys
+):
+    from tiny_reid import save_tiny_checkpoint
+
+    cfg, _ = tiny_checkpoint
+    _, _, gallery, split = unseen_domain
+    GalleryIndex.from_features(gallery).save(tmp_path / "index")
+    retrained = save_tiny_checkpoint(tmp_path / "other.pth", cfg, seed=1)
+    with pytest.raises(SystemExit) as info:
+        load_tool("search").main(
+            ["--index", str(tmp_path / "index"), "--query", split.query[0].path, "--weights", retrained]
+        )
+    assert info.value.code == 1
+    assert "search.py: error: queries do not match the index: checkpoint SHA-256" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_tool("search").main(["--index", str(tmp_path / "missing"), "--query", split.query[0].path])
+    assert "index directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_tool("build_index").main(
+            ["--features", str(tmp_path / "none.npz"), "--index", str(tmp_path / "i")]
+        )
+    assert "build_index.py: error: features file" in capsys.readouterr().err
+
+
+def test_exclusion_needs_query_identities(unseen_domain, tmp_path):
+    _, query, gallery, _ = unseen_domain
+    index = GalleryIndex.from_features(gallery)
+    anonymous = load_features_like(query, tmp_path)
+    anonymous.pids = np.full(len(anonymous.paths), -1)
+    with pytest.raises(ValueError, match="pid and camid"):
+        search_features(index, anonymous, topk=3, exclude_same_camera=True)
+    report = search_features(index, anonymous, topk=3)
+    assert all(r["match"] is None for q in report["queries"] for r in q["results"])
+
+
+def test_features_file_round_trip_and_errors(unseen_domain, tmp_path):
+    _, query, _, _ = unseen_domain
+    save_features(tmp_path / "q.npz", query)
+    back = load_features(tmp_path / "q.npz")
+    np.testing.assert_array_equal(back.feats, query.feats)
+    assert back.paths == query.paths and back.root == query.root
+    assert back.checkpoint_sha256 == query.checkpoint_sha256 and back.metric == query.metric
+    with pytest.raises(FeaturesFileError, match="does not exist"):
+        load_features(tmp_path / "none.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(FeaturesFileError, match="cannot read"):
+        load_features(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", feats=np.zeros((2, 3)))
+    with pytest.raises(FeaturesFileError, match="lacks arrays"):
+        load_features(tmp_path / "other.npz")
+    np.savez(
+        tmp_path / "pickled.npz",
+        feats=np.zeros((1, 3)),
+        paths=np.array([{"a": 1}], dtype=object),
+        pids=np.zeros(1),
+        camids=np.zeros(1),
+        meta=np.array("{}"),
+    )
+    with pytest.raises(FeaturesFileError):
+        load_features(tmp_path / "pickled.npz")
+
+
+def test_collect_images_folder_list_and_single_file(tmp_path):
+    from tiny_reid import write_market_images
+
+    write_market_images(tmp_path / "imgs" / "a", ["0001_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"])
+    write_market_images(tmp_path / "imgs" / "b", ["person.png"])
+    (tmp_path / "imgs" / "notes.md").write_text("not an image")
+    images = collect_images(tmp_path / "imgs")
+    assert images.paths == ["a/0001_c1s1_000001_00.jpg", "a/0002_c2s1_000001_00.jpg", "b/person.png"]
+    assert parse_identity(images.paths[1]) == (2, 1) and parse_identity("b/person.png") is None
+    listing = tmp_path / "list.txt"
+    listing.write_text("# queries\nimgs/a/0002_c2s1_000001_00.jpg\n\nimgs/b/person.png\n")
+    listed = collect_images(listing)
+    assert listed.absolute() == [
+        str(tmp_path / "imgs" / "a" / "0002_c2s1_000001_00.jpg"),
+        str(tmp_path / "imgs" / "b" / "person.png"),
+    ]
+    single = collect_images(tmp_path / "imgs" / "b" / "person.png")
+    assert single.paths == ["person.png"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        collect_images(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        collect_images(tmp_path / "empty")
+    listing.write_text("imgs/missing.jpg\n")
+    with pytest.raises(FileNotFoundError, match="list.txt:1"):
+        collect_images(listing)
+    with pytest.raises(ValueError, match="neither an image"):
+        collect_images(tmp_path / "imgs" / "notes.md")
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        (
+            ["--type", "hnsw", "--M", "8", "--ef-search", "16"],
+            {"M": 8, "ef_construction": 40, "ef_search": 16},
+        ),
+        (["--type", "ivf", "--nlist", "2", "--nprobe", "2"], {"nlist": 2, "nprobe": 2, "train_per_list": 64}),
+    ],
+)
+def test_build_index_tool_passes_index_parameters(unseen_domain, tmp_path, options, expected):
+    _, query, gallery, _ = unseen_domain
+    save_features(tmp_path / "gallery.npz", gallery)
+    load_tool("build_index").main(
+        ["--features", str(tmp_path / "gallery.npz"), "--index", str(tmp_path / "i"), *options]
+    )
+    index = GalleryIndex.load(tmp_path / "i", dim=gallery.feats.shape[1], normalized=True)
+    assert index.meta.index_type == options[1] and index.meta.params == expected
+    assert len(index) == len(gallery.paths) and list(index.paths) == gallery.paths
+    # With every list probed / a wide beam on 31 items, the approximate index finds the exact top-5.
+    exact = GalleryIndex.from_features(gallery).search(query.feats, 5).indices
+    index.set_search_params(**({"nprobe": 2} if options[1] == "ivf" else {"ef_search": 64}))
+    np.testing.assert_array_equal(index.search(query.feats, 5).indices, exact)
