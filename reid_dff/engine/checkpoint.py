@@ -1,0 +1,133 @@
+"""Checkpoints: atomic writes, safe loads (``weights_only=True``), RNG state capture and model weights.
+
+A training checkpoint is a plain dict of tensors, numbers, strings and lists:
+``model``, ``optimizer``, ``scheduler``, ``sampler``, ``rng``, ``epoch`` (epochs completed),
+``iteration`` (iterations completed), ``num_classes``, ``cfg`` (YAML text), ``git_revision``,
+``best_metric`` (and ``scaler``, ``sampler_per_rank``). Nothing in it needs pickle, so a checkpoint from someone else cannot run code here.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..modeling.pretrained import load_model_weights
+from ..utils import atomic_open
+
+# ``load_model_weights`` (strict key/shape check, DDP prefix, optional classifier skip) lives with the
+# models in reid_dff.modeling.pretrained; it is re-exported here because checkpoints are where users look.
+__all__ = [
+    "CheckpointError",
+    "TRAINING_CHECKPOINT_KEYS",
+    "capture_rng_state",
+    "check_training_checkpoint",
+    "load_checkpoint",
+    "load_model_weights",
+    "restore_rng_state",
+    "save_checkpoint",
+    "unwrap_model",
+]
+
+TRAINING_CHECKPOINT_KEYS = (
+    "model",
+    "optimizer",
+    "scheduler",
+    "sampler",
+    "rng",
+    "epoch",
+    "iteration",
+    "num_classes",
+    "cfg",
+    "git_revision",
+    "best_metric",
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, unsafe, or does not match the model/run it is loaded into."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    """``torch.save`` ``state`` to a temporary file beside ``path``, then rename it over ``path``."""
+    with atomic_open(path, "wb") as f:
+        torch.save(dict(state), f)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; errors name the file and the expected form."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path} (expected a .pth file written by reid-dff)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing to load {path}: it holds objects other than tensors/numbers/strings, which would need "
+            f"arbitrary code to unpickle. Re-save its state_dict with plain torch.save. ({e})"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or truncated ({e})") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}; expected a dict")
+    return state
+
+
+def check_training_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Raise if ``state`` lacks a key that resuming needs."""
+    missing = [k for k in TRAINING_CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{os.fspath(path)} is not a resumable training checkpoint: it lacks {', '.join(missing)} "
+            "(a weights-only file can be evaluated with MODEL.WEIGHTS, not resumed)"
+        )
+
+
+def capture_rng_state() -> dict:
+    """torch (CPU and CUDA), numpy and python RNG states as tensors, ints, floats and lists."""
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["internal"]), python_state["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel/DataParallel, else ``model``."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel) else model

@@ -1,0 +1,493 @@
+"""The training loop: data -> model -> losses -> optimizer, with evaluation, checkpoints and resume.
+
+``Trainer(cfg).train()`` runs a whole configured experiment and returns the final evaluation report;
+``evaluate_checkpoint(cfg)`` is ``--eval-only``. The ``build_*`` methods are the seams a subclass (or a
+test with a stand-in model/data) overrides.
+
+Resume is exact on CPU with a fixed seed: checkpoints are taken at epoch boundaries, and each epoch
+starts a fresh loader iterator from the sampler state and RNG state stored at that boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import ConfigError, save_cfg
+from ..modeling.losses import build_losses
+from ..utils import git_revision, seed_everything, setup_logger
+from .checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    check_training_checkpoint,
+    load_checkpoint,
+    load_model_weights,
+    restore_rng_state,
+    save_checkpoint,
+    unwrap_model,
+)
+from .launch import any_rank_true, get_rank, get_world_size, local_device, synchronize
+from .optim import build_optimizer, build_scheduler
+
+LAST_CHECKPOINT = "last.pth"
+BEST_CHECKPOINT = "best.pth"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run stopped without overwriting a checkpoint."""
+
+
+def check_resumable_loader(loader) -> None:
+    """Raise unless the training loader can save and restore its position (``state_dict``)."""
+    if not (hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")):
+        raise TypeError(
+            f"the training loader ({type(loader).__name__}) has no state_dict()/load_state_dict(); exact "
+            "resume needs the position after the last consumed batch (reid_dff.data.build_train_loader)"
+        )
+
+
+def target_map(report: dict) -> float:
+    """The scalar that picks ``best.pth``: the mean target mAP of an evaluation report."""
+    try:
+        return float(report["mean"]["mAP"])
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"evaluation report has no mean mAP (report['mean']['mAP']) to rank checkpoints by; keys: {sorted(report)}"
+        ) from None
+
+
+def detach_log_file(logger: logging.Logger, output_dir: str) -> None:
+    """Remove and close the ``output_dir/log.txt`` handler that ``setup_logger`` attached."""
+    log_path = os.path.abspath(os.path.join(output_dir, "log.txt"))
+    for handler in list(logger.handlers):
+        if getattr(handler, "_reid_dff_key", None) == log_path:  # the key setup_logger gives it
+            logger.removeHandler(handler)
+            handler.close()
+
+
+class Trainer:
+    """One configured training run on this process's rank (see :func:`reid_dff.engine.launch`)."""
+
+    def __init__(self, cfg, resume: bool = False):
+        self.cfg = cfg
+        self.rank, self.world_size = get_rank(), get_world_size()
+        self.is_main = self.rank == 0
+        self.device = local_device(cfg)
+        self.output_dir = cfg.OUTPUT_DIR
+        if self.is_main:
+            os.makedirs(self.output_dir, exist_ok=True)
+            save_cfg(cfg, self.output_dir)
+        self.logger = setup_logger(self.output_dir, rank=self.rank)
+        # Every rank draws different augmentations; DDP broadcasts rank 0's initial weights.
+        seed_everything(cfg.SEED + self.rank)
+
+        self.prepare_data()
+        self.train_set = self.build_train_set()
+        self.num_classes = int(self.train_set.num_classes)
+        self.train_loader = self.build_train_loader(self.train_set)
+        check_resumable_loader(self.train_loader)
+
+        model = self.build_model(self.num_classes).to(self.device)
+        if cfg.SOLVER.SYNC_BN and self.world_size > 1:
+            if self.device.type != "cuda":
+                raise ConfigError(
+                    "SOLVER.SYNC_BN is True but this DDP run is on CPU; torch's SyncBatchNorm works on GPUs "
+                    "only. Set SOLVER.SYNC_BN False for CPU runs"
+                )
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        if self.world_size > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.criterion = build_losses(cfg)
+        self.optimizer = build_optimizer(cfg, model)
+        self.iters_per_epoch = self.compute_iters_per_epoch()
+        self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
+        self.use_amp = bool(cfg.SOLVER.AMP) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        self.max_epochs = int(cfg.SOLVER.MAX_EPOCHS)
+        self.epoch = 0  # epochs completed
+        self.iteration = 0  # iterations completed
+        self.best_metric = -math.inf
+        self.loss_history: list[dict[str, float]] = []  # one entry per iteration run by this process
+        self._tensorboard = None
+        self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA
+        if resume:
+            self.resume_from(os.path.join(self.output_dir, LAST_CHECKPOINT))
+        elif self.is_main and os.path.exists(os.path.join(self.output_dir, LAST_CHECKPOINT)):
+            self.logger.warning(
+                "%s already holds %s from an earlier run; this new run will overwrite it (pass --resume "
+                "to continue that run instead)",
+                self.output_dir,
+                LAST_CHECKPOINT,
+            )
+        self._loader_states = self.gather_loader_states()
+
+    # -- seams -------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Generate the synthetic domains when a config names them and they are absent (rank 0 first)."""
+        specs = [*self.cfg.DATASETS.SOURCES, *self.cfg.DATASETS.TARGETS]
+        if not any(str(s).split(":")[0] == "synthetic" for s in specs):
+            return
+        from ..data.synthetic import ensure_synthetic
+
+        if self.is_main:
+            ensure_synthetic(self.cfg)
+        synchronize()
+
+    def build_train_set(self):
+        """The multi-source training set (``.samples``, ``.num_classes``)."""
+        from ..data import build_train_set
+
+        return build_train_set(self.cfg)
+
+    def build_train_loader(self, train_set):
+        """This rank's training loader over an infinite, resumable sampler."""
+        from ..data import build_train_loader
+
+        return build_train_loader(self.cfg, train_set, rank=self.rank, world_size=self.world_size)
+
+    def build_model(self, num_classes: int) -> nn.Module:
+        """The model of ``cfg.MODEL`` with an ID head of ``num_classes``."""
+        from ..modeling import build_model
+
+        return build_model(self.cfg, num_classes)
+
+    def evaluate(self) -> dict:
+        """Evaluate the current weights on ``DATASETS.TARGETS``; runs on rank 0 only."""
+        from ..evaluation import evaluate_targets
+
+        return evaluate_targets(self.cfg, unwrap_model(self.model), self.device)
+
+    def compute_iters_per_epoch(self) -> int:
+        """``SOLVER.ITERS_PER_EPOCH``, or one pass over the training images at the global batch size."""
+        if self.cfg.SOLVER.ITERS_PER_EPOCH > 0:
+            return int(self.cfg.SOLVER.ITERS_PER_EPOCH)
+        return max(1, len(self.train_set.samples) // self.cfg.SOLVER.IMS_PER_BATCH)
+
+    # -- checkpoints -------------------------------------------------------
+    def checkpoint_state(self) -> dict:
+        """Everything needed to continue this run exactly, as weights-only-loadable objects."""
+        return {
+            "model": unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            # Rank 0's position, plus every rank's (each DDP rank's sampler state names its rank).
+            "sampler": self._loader_states[0],
+            "sampler_per_rank": self._loader_states,
+            "rng": capture_rng_state(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "num_classes": self.num_classes,
+            "cfg": self.cfg.dump(),
+            "git_revision": git_revision(),
+            "best_metric": self.best_metric,
+        }
+
+    def resume_from(self, path: str) -> None:
+        """Restore model, optimizer, schedule, sampler, RNG and counters from a training checkpoint."""
+        if not os.path.isfile(path):
+            raise CheckpointError(
+                f"--resume was given but {path} does not exist; check OUTPUT_DIR or drop --resume to start "
+                "a new run"
+            )
+        state = load_checkpoint(path)
+        check_training_checkpoint(state, path)
+        if state["num_classes"] != self.num_classes:
+            raise CheckpointError(
+                f"{path} was trained with {state['num_classes']} identities but the configured sources have "
+                f"{self.num_classes}; resume with the same DATASETS.SOURCES"
+            )
+        load_model_weights(unwrap_model(self.model), state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if "scaler" in state and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        per_rank = state.get("sampler_per_rank") or [state["sampler"]]
+        if len(per_rank) != self.world_size:
+            raise CheckpointError(
+                f"{path} was written by a run with {len(per_rank)} processes but this run has "
+                f"{self.world_size}; resume with the same torchrun --nproc_per_node"
+            )
+        self.train_loader.load_state_dict(per_rank[self.rank])
+        self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
+        self.best_metric = float(state["best_metric"])
+        restore_rng_state(state["rng"])
+        if self.rank:
+            # The file holds rank 0's RNG; other ranks need their own (deterministic) augmentation streams.
+            seed_everything(self.cfg.SEED + self.rank + 7919 * self.epoch)
+        self.logger.info("resumed from %s at epoch %d (iteration %d)", path, self.epoch, self.iteration)
+
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BN running statistics), the ones evaluated and saved.
+
+        DDP broadcasts buffers at the start of each forward, so after the last step each rank holds
+        statistics of its own last batch.
+        """
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        for buffer in unwrap_model(self.model).buffers():
+            dist.broadcast(buffer, src=0)
+
+    def gather_loader_states(self) -> list[dict]:
+        """Every rank's training-loader position, in rank order (a collective call under DDP)."""
+        state = self.train_loader.state_dict()
+        if self.world_size == 1:
+            return [state]
+        import torch.distributed as dist
+
+        states: list[Any] = [None] * self.world_size
+        dist.all_gather_object(states, state)
+        return states
+
+    def save(self, name: str) -> str:
+        """Write ``OUTPUT_DIR/name`` atomically (rank 0 only); returns its path."""
+        path = os.path.join(self.output_dir, name)
+        if self.is_main:
+            save_checkpoint(path, self.checkpoint_state())
+        return path
+
+    # -- the loop ----------------------------------------------------------
+    def train(self) -> dict | None:
+        """Train ``SOLVER.MAX_EPOCHS`` epochs, evaluate, write checkpoints and ``results.json``.
+
+        Returns the final evaluation report on rank 0 (None on other ranks).
+        """
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self) -> dict | None:
+        cfg = self.cfg
+        self.logger.info(
+            "training %s for %d epochs x %d iterations on %s (world size %d, AMP %s), %d identities",
+            cfg.MODEL.BACKBONE,
+            self.max_epochs,
+            self.iters_per_epoch,
+            self.device,
+            self.world_size,
+            "on" if self.use_amp else "off",
+            self.num_classes,
+        )
+        report, evaluated_final = None, False
+        self._train_start = time.perf_counter()
+        self._start_iteration = self.iteration
+        while self.epoch < self.max_epochs:
+            self.train_one_epoch()
+            self.epoch += 1
+            skipped = getattr(self.train_loader, "num_skipped", 0)  # DATALOADER.ON_BAD_IMAGE skip
+            if skipped:
+                self.logger.warning(
+                    "%d unreadable training images skipped so far (see the log above)", skipped
+                )
+            self.sync_buffers()
+            self._loader_states = self.gather_loader_states()
+            final = self.epoch == self.max_epochs
+            period = cfg.TEST.EVAL_PERIOD
+            if final or (period > 0 and self.epoch % period == 0):
+                report, evaluated_final = self.evaluate_and_track(), final
+            if final or self.epoch % max(1, cfg.SOLVER.CHECKPOINT_PERIOD) == 0:
+                self.save(LAST_CHECKPOINT)
+            synchronize()
+        if not evaluated_final:  # a finished run resumed, or MAX_EPOCHS 0 (the untrained network)
+            report = self.evaluate_and_track()
+            if not os.path.exists(os.path.join(self.output_dir, LAST_CHECKPOINT)):
+                self.save(LAST_CHECKPOINT)  # results.json names the weights it evaluated
+            synchronize()
+        if self.is_main and report is not None:
+            self.write_report(report)
+        return report if self.is_main else None
+
+    def evaluate_and_track(self) -> dict | None:
+        """Evaluate on rank 0, log the metrics, and write ``best.pth`` when the target mAP improves."""
+        report = None
+        if self.is_main:
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    report = self.evaluate()
+            finally:
+                self.model.train()
+            metric = target_map(report)
+            self.logger.info(
+                "epoch %d: target mAP %.4f (best so far %.4f)", self.epoch, metric, self.best_metric
+            )
+            writer = self.tensorboard()
+            if writer is not None:
+                writer.add_scalar("eval/target_mAP", metric, self.iteration)
+            if metric > self.best_metric:
+                self.best_metric = metric
+                self.save(BEST_CHECKPOINT)
+        synchronize()
+        return report
+
+    def write_report(self, report: dict) -> None:
+        """Print the final table and write ``OUTPUT_DIR/results.json``."""
+        from ..evaluation import attach_run_info, format_markdown, write_results
+
+        attach_run_info(report, self.cfg, os.path.join(self.output_dir, LAST_CHECKPOINT))
+        path = write_results(report, self.output_dir)
+        self.logger.info("final evaluation (written to %s):\n%s", path, format_markdown(report))
+
+    def _epoch_batches(self) -> Iterator[dict]:
+        """Exactly ``iters_per_epoch`` batches from a fresh pass of the training loader."""
+        # Workers read ahead of what the last epoch consumed; rewinding the loader to its consumed position
+        # makes an uninterrupted run draw the same batches as one resumed from this boundary.
+        self.train_loader.load_state_dict(self.train_loader.state_dict())
+        loader_iter = iter(self.train_loader)
+        try:
+            for _ in range(self.iters_per_epoch):
+                yield next(loader_iter)
+        finally:
+            close = getattr(loader_iter, "close", None)
+            if close is not None:
+                close()
+
+    def train_one_epoch(self) -> None:
+        """Run ``iters_per_epoch`` optimization steps."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.model.train()
+        progress = tqdm(
+            self._epoch_batches(),
+            total=self.iters_per_epoch,
+            desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
+            # None hides the bar on non-terminals (log files, CI); the log lines carry the same numbers.
+            disable=True if not self.is_main else None,
+            dynamic_ncols=True,
+        )
+        window_start, window_images = time.perf_counter(), 0
+        for step, batch in enumerate(progress):
+            images = batch["images"].to(self.device, non_blocking=True)
+            targets = batch["pids"].to(self.device, non_blocking=True)
+            with torch.autocast("cuda", enabled=self.use_amp) if self.use_amp else contextlib.nullcontext():
+                outputs = self.model(images)
+                losses = self.criterion(outputs, targets)
+            loss = sum(losses.values())
+            self.check_finite(loss, losses)
+
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.SOLVER.CLIP_GRAD_NORM > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.SOLVER.CLIP_GRAD_NORM)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            self.iteration += 1
+
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            values["loss"] = float(loss.detach())
+            self.loss_history.append(values)
+            window_images += images.shape[0] * self.world_size
+            if not self.is_main:
+                continue
+            elapsed = time.perf_counter() - window_start
+            speed = window_images / max(elapsed, 1e-9)
+            progress.set_postfix(
+                {**{k: f"{v:.3f}" for k, v in values.items()}, "lr": f"{lr:.2e}", "img/s": f"{speed:.1f}"}
+            )
+            if (step + 1) % max(1, cfg.SOLVER.LOG_PERIOD) == 0 or step + 1 == self.iters_per_epoch:
+                self.log_iteration(values, lr, speed)
+                window_start, window_images = time.perf_counter(), 0
+
+    def log_iteration(self, values: dict[str, float], lr: float, speed: float) -> None:
+        """One log line and TensorBoard scalars for the current iteration."""
+        done = self.iteration - self._start_iteration
+        remaining = self.max_epochs * self.iters_per_epoch - self.iteration
+        eta = (time.perf_counter() - self._train_start) / max(done, 1) * remaining
+        terms = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+        self.logger.info(
+            "epoch %d/%d iter %d  %s  lr %.2e  %.1f img/s  eta %s",
+            self.epoch + 1,
+            self.max_epochs,
+            self.iteration,
+            terms,
+            lr,
+            speed,
+            time.strftime("%H:%M:%S", time.gmtime(eta)),
+        )
+        writer = self.tensorboard()
+        if writer is not None:
+            for key, value in values.items():
+                writer.add_scalar(f"train/{key}", value, self.iteration)
+            writer.add_scalar("train/lr", lr, self.iteration)
+            writer.add_scalar("train/images_per_second", speed, self.iteration)
+
+    def check_finite(self, loss: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        """Stop every rank together when the loss is NaN/inf; checkpoints on disk stay untouched."""
+        bad = not bool(torch.isfinite(loss.detach()))
+        if any_rank_true(bad, self.device):
+            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {self.iteration + 1} (epoch {self.epoch + 1}) on rank "
+                f"{self.rank}: {terms}. The last good checkpoint "
+                f"{os.path.join(self.output_dir, LAST_CHECKPOINT)} was not overwritten; lower SOLVER.BASE_LR, "
+                "set SOLVER.CLIP_GRAD_NORM, or check the input data, then --resume"
+            )
+
+    def tensorboard(self):
+        """The rank-0 SummaryWriter under ``OUTPUT_DIR/tensorboard``, created on first use."""
+        if not self.is_main:
+            return None
+        if self._tensorboard is None:
+            # Imported here so that a missing tensorboard only matters to runs that log to it.
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(os.path.join(self.output_dir, "tensorboard"))
+        return self._tensorboard
+
+    def close(self) -> None:
+        """Close the TensorBoard writer and this run's ``log.txt`` handler (later runs log elsewhere)."""
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+        detach_log_file(self.logger, self.output_dir)
+
+
+def evaluate_checkpoint(cfg) -> dict:
+    """``--eval-only``: build the model, load ``MODEL.WEIGHTS``, evaluate the targets, write results.json."""
+    if not cfg.MODEL.WEIGHTS:
+        raise CheckpointError("--eval-only needs MODEL.WEIGHTS: pass MODEL.WEIGHTS path/to/best.pth")
+    logger = setup_logger(cfg.OUTPUT_DIR)
+    try:
+        return _evaluate_checkpoint(cfg, logger)
+    finally:
+        detach_log_file(logger, cfg.OUTPUT_DIR)
+
+
+def _evaluate_checkpoint(cfg, logger: logging.Logger) -> dict:
+    from ..evaluation import attach_run_info, evaluate_targets, format_markdown, write_results
+    from ..modeling import build_model
+
+    state = load_checkpoint(cfg.MODEL.WEIGHTS)
+    # Retrieval never uses the ID classifier: a bare state_dict (no num_classes) loads without it.
+    num_classes = int(state.get("num_classes", 0))
+    device = local_device(cfg)
+    model = build_model(cfg, num_classes)
+    load_model_weights(model, state, ignore_classifier=num_classes == 0)
+    model.to(device).eval()
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    save_cfg(cfg, cfg.OUTPUT_DIR)
+    with torch.no_grad():
+        report = evaluate_targets(cfg, model, device)
+    attach_run_info(report, cfg, cfg.MODEL.WEIGHTS)
+    path = write_results(report, cfg.OUTPUT_DIR)
+    logger.info("evaluation of %s (written to %s):\n%s", cfg.MODEL.WEIGHTS, path, format_markdown(report))
+    return report

@@ -1,0 +1,77 @@
+import argparse
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from reid_dff.engine.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    check_training_checkpoint,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def draws():
+    return (
+        torch.rand(3).tolist(),
+        np.random.rand(3).tolist(),
+        np.random.randn(1).tolist(),
+        [random.random() for _ in range(3)],
+    )
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    torch.manual_seed(1)
+    np.random.seed(2)
+    random.seed(3)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    save_checkpoint(tmp_path / "rng.pth", {"rng": capture_rng_state()})
+    expected = draws()
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pth")["rng"])
+    assert draws() == expected
+
+
+def test_save_is_atomic_and_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "last.pth"
+    save_checkpoint(path, {"epoch": 1, "w": torch.ones(2)})
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"epoch": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["last.pth"]  # no temporary file left behind
+
+
+def test_missing_corrupt_and_unsafe_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: .*nowhere\.pth"):
+        load_checkpoint(tmp_path / "nowhere.pth")
+    corrupt = tmp_path / "corrupt.pth"
+    save_checkpoint(corrupt, {"w": torch.ones(100)})
+    corrupt.write_bytes(corrupt.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=r"corrupt\.pth.*corrupt or truncated"):
+        load_checkpoint(corrupt)
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"obj": argparse.Namespace(x=1)}, unsafe)  # any class needs pickle to rebuild
+    with pytest.raises(CheckpointError, match=r"refusing to load .*unsafe\.pth"):
+        load_checkpoint(unsafe)
+    torch.save([torch.ones(1)], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match="holds a list; expected a dict"):
+        load_checkpoint(tmp_path / "list.pth")
+
+
+def test_incomplete_training_checkpoint_names_the_missing_keys(tmp_path):
+    with pytest.raises(CheckpointError, match=r"w\.pth is not a resumable .*lacks .*optimizer"):
+        check_training_checkpoint({"model": {}}, tmp_path / "w.pth")

@@ -1,0 +1,288 @@
+"""The training loop with a stand-in model and data built here, so it is tested apart from the real ones."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from reid_dff.config import ConfigError, get_cfg
+from reid_dff.engine import NonFiniteLossError, Trainer, load_checkpoint
+from reid_dff.engine.checkpoint import CheckpointError
+from reid_dff.utils import atomic_write_json
+
+NUM_IDS, PER_ID = 6, 4
+
+
+class StandInSet(Dataset):
+    """Per-identity prototype images plus fresh noise drawn from torch's RNG (an "augmentation")."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.prototypes = torch.randn(NUM_IDS, 3, 8, 4, generator=g)
+        self.samples = [(i, pid) for pid in range(NUM_IDS) for i in range(PER_ID)]
+        self.num_classes = NUM_IDS
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        pid = self.samples[index][1]
+        return self.prototypes[pid] + 0.5 * torch.randn(3, 8, 4), pid
+
+
+class StandInBatchSampler:
+    """Infinite P x K batches; batch n is a pure function of (seed, n)."""
+
+    def __init__(self, seed=0, p=2, k=4):
+        self.seed, self.p, self.k, self.position = seed, p, k, 0
+
+    def __iter__(self):
+        while True:
+            rng = np.random.default_rng([self.seed, self.position])
+            pids = rng.choice(NUM_IDS, self.p, replace=False)
+            self.position += 1
+            yield [int(pid) * PER_ID + int(i) for pid in pids for i in rng.permutation(PER_ID)[: self.k]]
+
+
+class StandInLoader:
+    """The training-loader protocol: iterate from the consumed position; state = that position."""
+
+    def __init__(self, dataset, num_workers):
+        self.sampler = StandInBatchSampler()
+        self.loader = DataLoader(
+            dataset, batch_sampler=self.sampler, collate_fn=collate, num_workers=num_workers
+        )
+        self.consumed = 0
+
+    def __iter__(self):
+        self.sampler.position = self.consumed  # workers may have read ahead of what was consumed
+        for batch in self.loader:
+            self.consumed += 1
+            yield batch
+
+    def state_dict(self):
+        return {"seed": self.sampler.seed, "consumed": self.consumed}
+
+    def load_state_dict(self, state):
+        self.consumed = state["consumed"]
+
+
+def collate(items):
+    return {"images": torch.stack([x for x, _ in items]), "pids": torch.tensor([p for _, p in items])}
+
+
+class StandInModel(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1)
+        )
+        self.neck = nn.BatchNorm1d(8)
+        self.classifier = nn.Linear(8, num_classes, bias=False)
+
+    def forward(self, x):
+        features = self.body(x).flatten(1)
+        if not self.training:
+            return self.neck(features)
+        return {"logits": self.classifier(self.neck(features)), "features": features}
+
+
+class StandInTrainer(Trainer):
+    eval_maps: list = []
+    num_workers = 0
+
+    def build_train_set(self):
+        return StandInSet()
+
+    def build_train_loader(self, train_set):
+        return StandInLoader(train_set, self.num_workers)
+
+    def build_model(self, num_classes):
+        return StandInModel(num_classes)
+
+    def evaluate(self):
+        value = self.eval_maps.pop(0) if self.eval_maps else 0.5
+        return {"mean": {"mAP": value}, "epoch": self.epoch}
+
+    def write_report(self, report):
+        atomic_write_json(os.path.join(self.output_dir, "results.json"), report)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def make_cfg(tmp_path, name="run", **solver):
+    cfg = get_cfg()
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.OUTPUT_DIR = str(tmp_path / name)
+    cfg.DATASETS.SOURCES = ["standin"]
+    cfg.DATASETS.TARGETS = ["standin"]
+    cfg.TEST.EVAL_PERIOD = 0
+    cfg.SOLVER.update(
+        {
+            "IMS_PER_BATCH": 8,
+            "ITERS_PER_EPOCH": 3,
+            "MAX_EPOCHS": 4,
+            "WARMUP_EPOCHS": 1,
+            "STEPS": [3],
+            "LOG_PERIOD": 2,
+            "BASE_LR": 0.01,
+            **solver,
+        }
+    )
+    return cfg
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resumed_run_repeats_the_uninterrupted_losses_exactly(tmp_path, monkeypatch, num_workers):
+    monkeypatch.setattr(StandInTrainer, "num_workers", num_workers)
+    full = StandInTrainer(make_cfg(tmp_path, "full"))
+    full.train()
+    assert len(full.loss_history) == 12
+
+    class StopAfterTwoEpochs(StandInTrainer):
+        def save(self, name):
+            path = super().save(name)
+            if self.epoch == 2:
+                raise Interrupted
+            return path
+
+    with pytest.raises(Interrupted):
+        StopAfterTwoEpochs(make_cfg(tmp_path, "split")).train()
+    resumed = StandInTrainer(make_cfg(tmp_path, "split"), resume=True)
+    assert (resumed.epoch, resumed.iteration) == (2, 6)
+    resumed.train()
+    assert resumed.loss_history == full.loss_history[6:]  # bit-identical floats
+    a = load_checkpoint(tmp_path / "full" / "last.pth")
+    b = load_checkpoint(tmp_path / "split" / "last.pth")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["sampler"] == b["sampler"] == {"seed": 0, "consumed": 12}
+
+
+def test_checkpoint_holds_the_whole_run_state(tmp_path):
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=2)
+    StandInTrainer(cfg).train()
+    state = load_checkpoint(tmp_path / "run" / "last.pth")  # weights_only=True inside
+    assert {
+        "model",
+        "optimizer",
+        "scheduler",
+        "sampler",
+        "rng",
+        "epoch",
+        "iteration",
+        "cfg",
+        "git_revision",
+        "best_metric",
+    } <= set(state)
+    assert (state["epoch"], state["iteration"], state["num_classes"]) == (2, 6, NUM_IDS)
+    assert "MAX_EPOCHS: 2" in state["cfg"] and isinstance(state["git_revision"], str)
+    assert state["scheduler"]["last_epoch"] == 6
+    assert os.path.isfile(tmp_path / "run" / "config.yaml")
+    assert json.load(open(tmp_path / "run" / "results.json"))["mean"]["mAP"] == 0.5
+
+
+def test_best_checkpoint_follows_the_best_target_map(tmp_path, monkeypatch):
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.1, 0.3, 0.2])
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=3)
+    cfg.TEST.EVAL_PERIOD = 1
+    StandInTrainer(cfg).train()
+    best = load_checkpoint(tmp_path / "run" / "best.pth")
+    last = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert (best["epoch"], best["best_metric"]) == (2, 0.3)
+    assert (last["epoch"], last["best_metric"]) == (3, 0.3)
+
+
+def test_non_finite_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_path):
+    class PoisonAtIteration5(StandInTrainer):
+        def build_model(self, num_classes):
+            model = super().build_model(num_classes)
+            trainer = self
+
+            def poison(module, args, output):
+                if trainer.iteration == 4 and module.training:
+                    output["features"] = output["features"] * float("nan")
+                return output
+
+            model.register_forward_hook(poison)
+            return model
+
+    trainer = PoisonAtIteration5(make_cfg(tmp_path))
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.train()
+    message = str(info.value)
+    assert "iteration 5 (epoch 2)" in message and "loss_triplet=nan" in message and "last.pth" in message
+    state = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert (state["epoch"], state["iteration"]) == (1, 3)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    cfg = make_cfg(
+        tmp_path, OPTIMIZER="SGD", MOMENTUM=0.0, WEIGHT_DECAY=0.0, BASE_LR=1.0, WARMUP_EPOCHS=0,
+        CLIP_GRAD_NORM=1e-3, MAX_EPOCHS=1, ITERS_PER_EPOCH=1,
+    )  # fmt: skip
+    trainer = StandInTrainer(cfg)
+    before = [p.detach().clone() for p in trainer.model.parameters() if p.requires_grad]
+    trainer.train_one_epoch()
+    after = [p.detach() for p in trainer.model.parameters() if p.requires_grad]
+    step = torch.cat([(a - b).flatten() for a, b in zip(after, before)]).norm()
+    assert 0 < step <= 1e-3 * (1 + 1e-4)
+
+
+def test_logs_tensorboard_and_cpu_runs_without_amp(tmp_path):
+    trainer = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1, AMP=True))
+    assert trainer.use_amp is False  # AMP is CUDA-only
+    trainer.train()
+    log = open(tmp_path / "run" / "log.txt").read()
+    assert "loss_cross_entropy" in log and "loss_triplet" in log and "img/s" in log and "eta" in log
+    assert glob.glob(str(tmp_path / "run" / "tensorboard" / "events.out.tfevents.*"))
+
+
+def test_loss_falls_on_the_stand_in_data(tmp_path):
+    trainer = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=20, BASE_LR=0.03, STEPS=[100]))
+    trainer.train()
+    losses = [h["loss"] for h in trainer.loss_history]
+    assert np.mean(losses[-12:]) < 0.75 * np.mean(losses[:6])
+
+
+def test_resume_errors_name_the_file(tmp_path):
+    with pytest.raises(CheckpointError, match=r"--resume was given but .*run.last\.pth does not exist"):
+        StandInTrainer(make_cfg(tmp_path), resume=True)
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+
+    class MoreIdentities(StandInTrainer):
+        def build_train_set(self):
+            train_set = super().build_train_set()
+            train_set.num_classes = NUM_IDS + 1
+            return train_set
+
+    with pytest.raises(CheckpointError, match=rf"trained with {NUM_IDS} identities but .* {NUM_IDS + 1}"):
+        MoreIdentities(make_cfg(tmp_path), resume=True)
+
+
+def test_resuming_a_finished_run_only_evaluates(tmp_path):
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+    again = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1), resume=True)
+    report = again.train()
+    assert again.loss_history == [] and report["mean"]["mAP"] == 0.5
+
+
+def test_sync_bn_on_cpu_ddp_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("reid_dff.engine.trainer.get_world_size", lambda: 2)
+    with pytest.raises(ConfigError, match="SOLVER.SYNC_BN is True but this DDP run is on CPU"):
+        StandInTrainer(make_cfg(tmp_path, SYNC_BN=True))
+
+
+def test_a_second_run_in_the_same_process_does_not_write_into_the_first_runs_log(tmp_path):
+    StandInTrainer(make_cfg(tmp_path, "first", MAX_EPOCHS=1)).train()
+    StandInTrainer(make_cfg(tmp_path, "second", MAX_EPOCHS=1)).train()
+    first = open(tmp_path / "first" / "log.txt").read()
+    assert first.count("INFO] training ") == 1

@@ -1,0 +1,178 @@
+"""tools/train_net.py end to end on tiny synthetic data, its error messages, and every YAML in configs/."""
+
+import glob
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from reid_dff.config import ConfigError, get_cfg, setup_cfg
+from reid_dff.data.synthetic import ensure_synthetic
+from reid_dff.engine import load_checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(REPO, "tools", "train_net.py")
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("train_net", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_config_file(tmp_path):
+    """A YAML of a 1-epoch CPU run on 2 tiny synthetic domains (source 0, target 1)."""
+    cfg = get_cfg()
+    overrides = {
+        "MODEL": {"DEVICE": "cpu", "BACKBONE": "resnet18"},
+        "INPUT": {"SIZE_TRAIN": [64, 32], "SIZE_TEST": [64, 32], "PADDING": 4},
+        "DATASETS": {
+            "ROOT": str(tmp_path / "data"),
+            "SOURCES": ["synthetic:0"],
+            "TARGETS": ["synthetic:1"],
+            "SYNTHETIC": {"NUM_DOMAINS": 2, "IDS_TRAIN": 8, "IDS_TEST": 4, "HEIGHT": 64, "WIDTH": 32,
+                          "CAMERAS": 2, "IMAGES_PER_CAMERA": 2},
+        },
+        "DATALOADER": {"NUM_WORKERS": 0},
+        "SOLVER": {"IMS_PER_BATCH": 8, "ITERS_PER_EPOCH": 2, "MAX_EPOCHS": 1, "WARMUP_EPOCHS": 0, "LOG_PERIOD": 1},
+        "TEST": {"IMS_PER_BATCH": 32, "EVAL_PERIOD": 1},
+        "OUTPUT_DIR": str(tmp_path / "run"),
+    }  # fmt: skip
+    cfg.merge_from_other_cfg(overrides)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(overrides))
+    return path, cfg
+
+
+def run_tool(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, TOOL, *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
+    config, cfg = tiny_config_file(tmp_path)
+    ensure_synthetic(cfg)  # generated here once; the tool would do the same when it is absent
+    run_dir = tmp_path / "run"
+
+    first = run_tool("--config-file", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "| synthetic:1 | 1 |" in first.stdout  # the final table is printed
+    results = json.load(open(run_dir / "results.json"))
+    assert set(results["targets"]) == {"synthetic:1"} and 0 < results["mean"]["mAP"] <= 1
+    for name in ("last.pth", "best.pth", "config.yaml", "log.txt"):
+        assert (run_dir / name).is_file(), name
+
+    resumed = run_tool("--config-file", str(config), "--resume", "SOLVER.MAX_EPOCHS", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout and "at epoch 1 (iteration 2)" in resumed.stdout
+    assert load_checkpoint(run_dir / "last.pth")["iteration"] == 4
+
+    eval_dir = tmp_path / "eval"
+    only = run_tool(
+        "--config-file", str(config), "--eval-only", "MODEL.WEIGHTS", str(run_dir / "last.pth"), "OUTPUT_DIR", str(eval_dir)
+    )  # fmt: skip
+    assert only.returncode == 0, only.stderr
+    evaluated = json.load(open(eval_dir / "results.json"))
+    assert evaluated["checkpoint"]["path"] == str(run_dir / "last.pth")
+    assert evaluated["mean"] == json.load(open(run_dir / "results.json"))["mean"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--resume"], r"--resume was given but .*last\.pth does not exist"),
+        (["--eval-only"], "--eval-only needs MODEL.WEIGHTS"),
+        (["--eval-only", "MODEL.WEIGHTS", "/nowhere/best.pth"], r"checkpoint not found: /nowhere/best\.pth"),
+        (["SOLVER.BASE_LRR", "0.1"], r"unknown config key SOLVER\.BASE_LRR .*did you mean SOLVER\.BASE_LR"),
+    ],
+)
+def test_user_errors_exit_with_one_clear_line(tmp_path, capsys, extra, message):
+    config, _ = tiny_config_file(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(["--config-file", str(config), *extra])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("train_net.py: error: ")
+    assert re.search(message, err), err
+
+
+def test_the_task_picks_the_trainer_and_the_eval_only_function(monkeypatch):
+    from reid_dff.engine import TASK_RUNNERS, ClassificationTrainer, Trainer
+
+    assert TASK_RUNNERS["reid"][0] is Trainer and TASK_RUNNERS["classification"][0] is ClassificationTrainer
+    calls = []
+
+    class Recorder:
+        def __init__(self, cfg, resume):
+            calls.append(("train", cfg.MODEL.TASK, resume))
+
+        def train(self):
+            return "trained"
+
+    monkeypatch.setitem(
+        TASK_RUNNERS, "classification", (Recorder, lambda cfg: calls.append(("eval", cfg.MODEL.TASK)))
+    )
+    tool = load_tool()
+    cfg = setup_cfg(None, ["MODEL.TASK", "classification"])
+    assert tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--resume"])) == "trained"
+    tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--eval-only"]))
+    assert calls == [("train", "classification", True), ("eval", "classification")]
+    with pytest.raises(ConfigError, match="MODEL.TASK must be one of reid, classification, got 'detection'"):
+        tool.run(setup_cfg(None, ["MODEL.TASK", "detection"]), tool.parse_args(["--config-file", "x.yaml"]))
+
+
+def test_resume_and_eval_only_exclude_each_other(tmp_path):
+    with pytest.raises(SystemExit):
+        load_tool().parse_args(["--config-file", "x.yaml", "--resume", "--eval-only"])
+
+
+CONFIGS = sorted(
+    p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True) if os.path.isfile(p)
+)
+
+
+def test_the_configs_folder_has_every_documented_config():
+    names = {os.path.relpath(p, os.path.join(REPO, "configs")) for p in CONFIGS}
+    expected = {
+        "Base-DFF-R50.yaml",
+        "ms_cs_c3_to_ma.yaml",
+        "ms_ma_cs_to_c3.yaml",
+        "ma_cs_c3_to_ms.yaml",
+        "synthetic_demo.yaml",
+        "protocol1/all_to_vpgi.yaml",
+        "protocol3/com_ms_cs_c3_to_ma.yaml",
+        *(f"ablations/{v}.yaml" for v in ("base_r50", "sbase_ffc_r50", "ori_local", "ori_global",
+                                          "task_channel", "task_spatial", "ins_channel", "ins_spatial")),
+    }  # fmt: skip
+    assert expected <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, REPO))
+def test_every_config_loads_with_strict_keys(path):
+    cfg = setup_cfg(path)
+    assert cfg.DATASETS.SOURCES and cfg.DATASETS.TARGETS
+
+
+def test_ablation_configs_differ_only_in_the_model():
+    base = setup_cfg(os.path.join(REPO, "configs", "ms_cs_c3_to_ma.yaml"))
+    seen = set()
+    for path in glob.glob(os.path.join(REPO, "configs", "ablations", "*.yaml")):
+        cfg = setup_cfg(path)
+        assert (cfg.DATASETS, cfg.SOLVER, cfg.INPUT) == (base.DATASETS, base.SOLVER, base.INPUT), path
+        variant = (cfg.MODEL.BACKBONE, cfg.MODEL.DFF.FILTER if cfg.MODEL.BACKBONE.startswith("dff") else None)
+        assert variant not in seen, path
+        seen.add(variant)
+
+
+def test_synthetic_demo_is_leave_one_domain_out():
+    cfg = setup_cfg(os.path.join(REPO, "configs", "synthetic_demo.yaml"))
+    assert cfg.DATASETS.SOURCES == ["synthetic:0", "synthetic:1", "synthetic:2"]
+    assert cfg.DATASETS.TARGETS == ["synthetic:3"]
