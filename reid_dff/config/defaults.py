@@ -115,6 +115,18 @@ _C.DATASETS.SYNTHETIC.WIDTH = 64
 _C.DATASETS.SYNTHETIC.CAMERAS = 4
 # Images per identity per visited camera (>= 2, so every query keeps a cross-camera gallery match).
 _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 5
+# Office-Home closed-set DG (MODEL.TASK classification): sources/targets are "officehome:<Domain>" specs.
+_C.DATASETS.OFFICEHOME = CN()
+# Fraction of each class of each source domain held out for model selection (best.pth); targets stay unseen.
+_C.DATASETS.OFFICEHOME.VAL_FRACTION = 0.1
+# Seed of that split: fixed, so every run and backbone selects on the same images.
+_C.DATASETS.OFFICEHOME.SPLIT_SEED = 0
+_C.DATASETS.OFFICEHOME.SYNTHETIC = CN()
+# Generate the procedural Office-Home-shaped set into DATASETS.ROOT when absent (CPU demo, tests).
+_C.DATASETS.OFFICEHOME.SYNTHETIC.ENABLED = False
+_C.DATASETS.OFFICEHOME.SYNTHETIC.SEED = 0
+_C.DATASETS.OFFICEHOME.SYNTHETIC.IMAGES_PER_CLASS = 30
+_C.DATASETS.OFFICEHOME.SYNTHETIC.SIZE = 64
 
 _C.DATALOADER = CN()
 # "domain_balanced", "random_identity" or "random" (plain shuffling, for classification).

@@ -1,6 +1,7 @@
-"""Models: backbones (ResNet, FFC-ResNet, DFF-ResNet), the ReID head, weight loading, complexity counts."""
+"""Models: backbones (ResNet, FFC-ResNet, DFF-ResNet), ReID and classification heads, weights, complexity."""
 
 from .backbones import BACKBONE_REGISTRY, build_backbone
+from .classification import ClassificationModel  # registers MODEL.TASK "classification"
 from .meta_arch import META_ARCH_REGISTRY, ReIDModel, build_model
 from .pretrained import (
     LoadReport,
@@ -15,6 +16,7 @@ from .pretrained import (
 
 __all__ = [
     "BACKBONE_REGISTRY",
+    "ClassificationModel",
     "META_ARCH_REGISTRY",
     "LoadReport",
     "ReIDModel",

@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (each module registers its dataset)
     image_folder,
     market1501,
     msmt17,
+    officehome,
     prid,
     synthetic,
     viper,

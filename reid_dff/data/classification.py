@@ -1,0 +1,100 @@
+"""From the config to closed-set classification data (``MODEL.TASK classification``, e.g. Office-Home DG).
+
+``DATASETS.SOURCES`` and ``DATASETS.TARGETS`` name domains of a classification dataset
+(``officehome:Art`` ...). The sources' ``train`` splits are the training set, their ``val`` splits select
+the model, and every image of each target is held out for the final accuracy. Labels are class indices
+shared by all domains (not relabeled per source, unlike ReID identities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from .build import TrainSet, dataset_options
+from .datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
+
+__all__ = ["ClassificationData", "build_classification_data", "ensure_synthetic_officehome_from_cfg"]
+
+
+class ClassificationData(NamedTuple):
+    """``train``: the sources' train splits (``pid`` = class, ``domain`` = source index); ``val[spec]``:
+    each source's held-out split; ``targets[spec]``: every image of each target; ``classes``: names by label."""
+
+    train: TrainSet
+    val: dict[str, list[Sample]]
+    targets: dict[str, list[Sample]]
+    classes: list[str]
+
+
+def ensure_synthetic_officehome_from_cfg(cfg: Any) -> str | None:
+    """Generate the synthetic Office-Home set into ``DATASETS.ROOT`` when ``DATASETS.OFFICEHOME.SYNTHETIC.ENABLED``."""
+    params = cfg.DATASETS.OFFICEHOME.SYNTHETIC
+    if not params.ENABLED:
+        return None
+    from .synthetic_officehome import ensure_synthetic_officehome  # lazy: only demo runs need the renderer
+
+    return ensure_synthetic_officehome(
+        cfg.DATASETS.ROOT, seed=params.SEED, images_per_class=params.IMAGES_PER_CLASS, size=params.SIZE
+    )
+
+
+def _load_domains(cfg: Any, specs: Sequence[str], key: str) -> dict[str, ReIDDataset]:
+    if not specs:
+        raise DatasetOptionError(f"{key} is empty; name at least one domain, e.g. ['officehome:Art']")
+    duplicates = sorted({s for s in specs if list(specs).count(s) > 1})
+    if duplicates:
+        raise DatasetOptionError(f"{key} lists {duplicates} more than once")
+    datasets = {}
+    for spec in specs:
+        name, _ = parse_dataset_spec(spec)
+        dataset = build_dataset(spec, cfg.DATASETS.ROOT, **dataset_options(cfg, name))
+        if not isinstance(getattr(dataset, "classes", None), list):
+            raise DatasetOptionError(
+                f"{key} entry {spec!r} is not a classification dataset (it has no class list); MODEL.TASK "
+                "classification trains on domains such as 'officehome:Art' (see configs/officehome/)"
+            )
+        datasets[spec] = dataset
+    return datasets
+
+
+def _domain_key(dataset: ReIDDataset) -> tuple[str, tuple[str, ...]]:
+    return type(dataset).__name__, tuple(getattr(dataset, "domains", ()))
+
+
+def build_classification_data(cfg: Any) -> ClassificationData:
+    """Sources' train/val splits and the targets' images of ``cfg``, with one class list checked across all."""
+    if cfg.DATASETS.COMBINE_ALL:
+        raise DatasetOptionError(
+            "DATASETS.COMBINE_ALL is a ReID protocol option; classification trains on the sources' train "
+            "splits and selects on their val splits. Set DATASETS.COMBINE_ALL False"
+        )
+    sources = _load_domains(cfg, list(cfg.DATASETS.SOURCES), "DATASETS.SOURCES")
+    targets = _load_domains(cfg, list(cfg.DATASETS.TARGETS), "DATASETS.TARGETS")
+    source_keys = {_domain_key(d): spec for spec, d in sources.items()}
+    for spec, dataset in targets.items():
+        if _domain_key(dataset) in source_keys:
+            raise DatasetOptionError(
+                f"target {spec!r} is also a source ({source_keys[_domain_key(dataset)]!r}); domain "
+                "generalization holds the target out: remove it from DATASETS.SOURCES or DATASETS.TARGETS"
+            )
+    first_spec, first = next(iter(sources.items()))
+    for spec, dataset in {**sources, **targets}.items():
+        if dataset.classes != first.classes:
+            raise DatasetOptionError(
+                f"{spec!r} has {len(dataset.classes)} classes but {first_spec!r} has {len(first.classes)} "
+                "(or they are named differently); all sources and targets must share one class list"
+            )
+    samples = []
+    for source_index, (spec, dataset) in enumerate(sources.items()):
+        if not dataset.train:
+            raise DatasetOptionError(f"source {spec} has no training images under {dataset.root}")
+        samples += [Sample(s.path, s.pid, s.camid, source_index) for s in dataset.train]
+    classes = list(first.classes)
+    train = TrainSet(samples, len(classes), len(sources), list(sources), classes)
+    return ClassificationData(
+        train=train,
+        val={spec: list(d.val) for spec, d in sources.items()},
+        targets={spec: list(d.test) for spec, d in targets.items()},
+        classes=classes,
+    )
