@@ -8,60 +8,10 @@ The index directory holds index.faiss, items.npz and meta.json (see docs/search.
 atomically. The metric defaults to the one the features' model is evaluated with (TEST.METRIC).
 """
 
-import argparse
 import sys
 
-from reid_dff.inference import INDEX_TYPES, GalleryIndex, load_features
-from reid_dff.inference.cli import exit_on_user_error
-
-# Options that are index parameters, under their parameter names (argparse dests).
-PARAM_OPTIONS = ("nlist", "nprobe", "train_per_list", "M", "ef_construction", "ef_search")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--features", required=True, help="features .npz from tools/extract_features.py")
-    parser.add_argument("--index", required=True, help="output index directory")
-    parser.add_argument(
-        "--type", default="flat", choices=sorted(INDEX_TYPES), help="index type (default flat)"
-    )
-    parser.add_argument(
-        "--metric", choices=["cosine", "euclidean"], help="default: the features' TEST.METRIC"
-    )
-    parser.add_argument(
-        "--gallery-root", help="folder the gallery paths are relative to (default: as extracted)"
-    )
-    parser.add_argument("--nlist", type=int, help="ivf: number of inverted lists (default 4*sqrt(N))")
-    parser.add_argument("--nprobe", type=int, help="ivf: lists visited per query (default 16)")
-    parser.add_argument("--train-per-list", type=int, help="ivf: k-means sample per list (default 64)")
-    parser.add_argument("--M", type=int, help="hnsw: neighbours per node (default 32)")
-    parser.add_argument("--ef-construction", type=int, help="hnsw: build-time beam (default 40)")
-    parser.add_argument("--ef-search", type=int, help="hnsw: search-time beam (default 64)")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    with exit_on_user_error("build_index.py"):
-        run(args)
-
-
-def run(args):
-    features = load_features(args.features)
-    params = {name: getattr(args, name) for name in PARAM_OPTIONS if getattr(args, name) is not None}
-    index = GalleryIndex.from_features(
-        features, index_type=args.type, params=params, metric=args.metric, root=args.gallery_root
-    )
-    index.save(args.index)
-    meta = index.meta
-    print(
-        f"{meta.index_type} index of {len(index)} x {meta.dim}-d features ({meta.metric}, params {meta.params}) "
-        f"-> {args.index}",
-        file=sys.stderr,
-    )
-
+# The code is reid_dff/cli/build_index.py, installed as the `reid-dff-build-index` command.
+from reid_dff.cli.build_index import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

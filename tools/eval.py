@@ -10,51 +10,10 @@ targets). results.json holds every split's metrics, the split files' SHA-256, th
 checkpoint's SHA-256 (schema: docs/evaluation.md); OUTPUT_DIR/config.yaml is the resolved config.
 """
 
-import argparse
 import sys
 
-import torch
-
-from reid_dff.config import ConfigError, save_cfg, setup_cfg
-from reid_dff.data import DatasetLayoutError, DatasetOptionError
-from reid_dff.evaluation import attach_run_info, evaluate_targets, format_markdown, write_results
-from reid_dff.modeling import WeightsError, build_model, load_model_weights
-from reid_dff.utils import resolve_device, setup_logger
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="YAML config (may use _BASE_)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        cfg = setup_cfg(args.config_file, args.opts)
-        if not cfg.MODEL.WEIGHTS:
-            raise ConfigError("nothing to evaluate: pass the checkpoint as MODEL.WEIGHTS path/to/model.pth")
-        logger = setup_logger(cfg.OUTPUT_DIR)
-        model = build_model(cfg, num_classes=0)  # embeddings only: the training classifier is not needed
-        load_model_weights(model, cfg.MODEL.WEIGHTS, ignore_classifier=True)
-        device = resolve_device(cfg.MODEL.DEVICE)
-        model.to(device)
-        with torch.no_grad():
-            report = evaluate_targets(cfg, model, device)
-    except (ConfigError, WeightsError, FileNotFoundError, DatasetLayoutError, DatasetOptionError) as e:
-        # Problems with the user's config, checkpoint or data get one clear line instead of a traceback.
-        print(f"eval.py: error: {e}", file=sys.stderr)
-        sys.exit(1)
-    attach_run_info(report, cfg, cfg.MODEL.WEIGHTS)
-    save_cfg(cfg, cfg.OUTPUT_DIR)
-    path = write_results(report, cfg.OUTPUT_DIR)
-    print(format_markdown(report))
-    logger.info("results written to %s", path)
-    return report
-
+# The code is reid_dff/cli/evaluate.py, installed as the `reid-dff-eval` command.
+from reid_dff.cli.evaluate import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,85 +10,13 @@ Writes ``<root>/synthetic/domain{k}/{bounding_box_train,query,bounding_box_test}
 rewritten); ``--overwrite`` regenerates it. Defaults come from ``DATASETS.SYNTHETIC`` in the config defaults.
 """
 
-from __future__ import annotations
-
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from reid_dff.config import get_cfg  # noqa: E402
-from reid_dff.data.synthetic import (  # noqa: E402
-    SYNTHETIC_DIRNAME,
-    SyntheticDataError,
-    ensure_synthetic,
-    generate_synthetic,
-    histogram_baseline_report,
-    read_manifest,
-)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line arguments; defaults are the config's ``DATASETS.SYNTHETIC``."""
-    d = get_cfg().DATASETS.SYNTHETIC
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", required=True, help="data root; the tree goes to ROOT/synthetic")
-    p.add_argument("--seed", type=int, default=d.SEED)
-    p.add_argument("--domains", type=int, default=d.NUM_DOMAINS)
-    p.add_argument("--ids-train", type=int, default=d.IDS_TRAIN)
-    p.add_argument("--ids-test", type=int, default=d.IDS_TEST)
-    p.add_argument("--height", type=int, default=d.HEIGHT)
-    p.add_argument("--width", type=int, default=d.WIDTH)
-    p.add_argument("--cameras", type=int, default=d.CAMERAS)
-    p.add_argument("--images-per-camera", type=int, default=d.IMAGES_PER_CAMERA)
-    p.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
-    p.add_argument("--overwrite", action="store_true", help="regenerate an existing ROOT/synthetic tree")
-    p.add_argument("--report", action="store_true", help="print the colour-histogram baseline per domain")
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    params = {
-        "seed": args.seed,
-        "num_domains": args.domains,
-        "ids_train": args.ids_train,
-        "ids_test": args.ids_test,
-        "height": args.height,
-        "width": args.width,
-        "cameras": args.cameras,
-        "images_per_camera": args.images_per_camera,
-    }
-    target = os.path.join(args.root, SYNTHETIC_DIRNAME)
-    try:
-        if args.overwrite:
-            generate_synthetic(args.root, **params, workers=args.workers, overwrite=True)
-        else:
-            existed = os.path.isdir(target)
-            ensure_synthetic({"root": args.root, **params}, workers=args.workers)
-            if existed:
-                print(f"{target} already holds these parameters; reused it (--overwrite regenerates)")
-    except (SyntheticDataError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    manifest = read_manifest(target)
-    print(f"{target}: {manifest['num_files']} images, total sha256 {manifest['total_sha256']}")
-    print(f"| {'domain':<8} | {'train':>6} | {'query':>6} | {'gallery':>7} | recipe")
-    for domain in manifest["domains"]:
-        c = domain["counts"]
-        print(
-            f"| {domain['name']:<8} | {c['bounding_box_train']:>6} | {c['query']:>6} | "
-            f"{c['bounding_box_test']:>7} | {domain['recipe']['description']}"
-        )
-    if args.report:
-        print("\ncolour-histogram baseline (HSV of three body thirds, cosine) on each query/gallery split:")
-        print(f"| {'domain':<8} | {'query':>6} | {'gallery':>7} | {'mAP':>6} | {'R1':>6} |")
-        for row in histogram_baseline_report(target):
-            print(
-                f"| {row['domain']:<8} | {row['num_query']:>6} | {row['num_gallery']:>7} | "
-                f"{100 * row['mAP']:>5.1f}% | {100 * row['rank1']:>5.1f}% |"
-            )
-
+# The code is reid_dff/cli/make_synthetic.py, installed as the `reid-dff-make-synthetic` command.
+from reid_dff.cli.make_synthetic import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,47 +8,12 @@ python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/ma/
 torchrun --nproc_per_node=4 tools/train_net.py --config-file CFG      # DDP (NCCL on GPUs, gloo on CPU)
 """
 
-import argparse
 import sys
 
-from reid_dff.config import ConfigError, setup_cfg
-from reid_dff.engine import TASK_RUNNERS, CheckpointError, NonFiniteLossError, launch
+# The tool's code is reid_dff/cli/train_net.py, also installed as the `reid-dff-train` command.
+from reid_dff.cli.train_net import main, parse_args, run
 
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="YAML config (may use _BASE_)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pth")
-    parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS on DATASETS.TARGETS")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
-    args = parser.parse_args(argv)
-    if args.resume and args.eval_only:
-        parser.error("--resume and --eval-only exclude each other")
-    return args
-
-
-def run(cfg, args):
-    """One process's work (inside the torchrun process group when there is one)."""
-    if cfg.MODEL.TASK not in TASK_RUNNERS:
-        raise ConfigError(f"MODEL.TASK must be one of {', '.join(TASK_RUNNERS)}, got {cfg.MODEL.TASK!r}")
-    trainer_class, evaluate_only = TASK_RUNNERS[cfg.MODEL.TASK]
-    if args.eval_only:
-        return evaluate_only(cfg)
-    return trainer_class(cfg, resume=args.resume).train()
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        cfg = setup_cfg(args.config_file, args.opts)
-        return launch(run, cfg, args)
-    except (ConfigError, CheckpointError, NonFiniteLossError) as e:
-        # Problems with the user's config, files or run get one clear line instead of a traceback.
-        print(f"train_net.py: error: {e}", file=sys.stderr)
-        sys.exit(1)
-
+__all__ = ["main", "parse_args", "run"]  # tests load this script and call parse_args / run
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

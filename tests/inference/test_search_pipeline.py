@@ -127,9 +127,11 @@ def test_the_tools_reproduce_the_evaluators_rank1(unseen_domain, tiny_checkpoint
     # The same Rank-1 as tools/eval.py on the same checkpoint and target (same metric, TEST.METRIC).
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(cfg.dump())
-    evaluated = load_tool("eval").main(
+    status = load_tool("eval").main(
         ["--config-file", str(config_file), "MODEL.WEIGHTS", checkpoint, "OUTPUT_DIR", str(tmp_path / "eval")]
     )
+    assert status == 0  # main returns an exit status; the report is the results.json it wrote
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
     eval_split = evaluated["targets"]["synthetic:0"]["splits"][0]
     assert report["cmc"]["1"] == pytest.approx(eval_split["R1"], abs=1e-12)
     assert report["cmc"]["5"] == pytest.approx(eval_split["R5"], abs=1e-12)

@@ -1,0 +1,108 @@
+"""Search query images (or query features) in a gallery index; JSON results and an HTML page.
+
+    python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --html results.html
+    python tools/search.py --index output/index --query-features query.npz --exclude-same-camera
+
+The model is the checkpoint recorded in the index unless --config-file / --weights name another; it must
+be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout
+or --output) lists per query its ranked gallery paths and distances. The HTML page embeds small JPEG
+thumbnails as base64 (--thumbnails relative links to the images instead).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from reid_dff.inference import GalleryIndex, collect_images, load_features, search_features
+from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.utils import atomic_write_json
+from reid_dff.visualization import write_search_html
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments of ``reid-dff-search`` / ``tools/search.py``."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--index", required=True, help="index directory from tools/build_index.py")
+    queries = parser.add_mutually_exclusive_group(required=True)
+    queries.add_argument("--query", help="an image, a folder of images or a .txt list of paths")
+    queries.add_argument("--query-features", help="query features from tools/extract_features.py")
+    parser.add_argument("--topk", type=int, default=10)
+    parser.add_argument("--output", help="JSON results file (default: stdout)")
+    parser.add_argument("--html", help="also write an HTML page of thumbnails")
+    parser.add_argument("--thumbnails", choices=["embed", "relative"], default="embed")
+    parser.add_argument(
+        "--exclude-same-camera",
+        action="store_true",
+        help="ReID protocol: drop gallery items of the query's identity and camera; report CMC",
+    )
+    parser.add_argument("--gallery-root", help="where the gallery images are now (default: as indexed)")
+    parser.add_argument("--nprobe", type=int, help="ivf: lists visited per query")
+    parser.add_argument("--ef-search", type=int, help="hnsw: search beam")
+    parser.add_argument("--config-file", help="config of the model (default: the index's checkpoint)")
+    parser.add_argument("--weights", help="checkpoint of the model (default: the index's checkpoint)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return parser.parse_args(argv)
+
+
+def query_features(args, index):
+    """The query FeatureSet: read from --query-features or extracted with the index's (or the given) model."""
+    if args.query_features:
+        return load_features(args.query_features)
+    from reid_dff.inference.extractor import FeatureExtractor  # torch and the model only when needed
+
+    if args.config_file:
+        extractor = FeatureExtractor(
+            args.config_file, device=args.device, opts=args.opts, weights=args.weights
+        )
+    else:
+        checkpoint = args.weights or index.meta.checkpoint_path
+        if not checkpoint or not os.path.isfile(checkpoint):
+            raise SystemExit(
+                f"the index records checkpoint {checkpoint!r}, which is not here; pass --weights (and "
+                "--config-file if the checkpoint holds no config)"
+            )
+        extractor = FeatureExtractor(checkpoint, device=args.device, opts=args.opts)
+    index.check_compatible(
+        dim=extractor.dim,
+        normalized=extractor.normalized,
+        model_name=extractor.model_name,
+        checkpoint_sha256=extractor.checkpoint_sha256,
+    )
+    return extractor.extract_images(collect_images(args.query))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Search queries in a gallery index, print/write JSON (and HTML); exits 1 on a user error."""
+    args = parse_args(argv)
+    with exit_on_user_error("search.py"):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Search the queries in ``args.index``; write the JSON (stdout or ``--output``) and the HTML page."""
+    index = GalleryIndex.load(args.index, root=args.gallery_root)
+    search_params = {
+        k: v for k, v in (("nprobe", args.nprobe), ("ef_search", args.ef_search)) if v is not None
+    }
+    if search_params:
+        index.set_search_params(**search_params)
+    report = search_features(index, query_features(args, index), args.topk, args.exclude_same_camera)
+    if args.output:
+        atomic_write_json(args.output, report)
+    else:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    if args.html:
+        write_search_html(args.html, report, thumbnails=args.thumbnails)
+    if "cmc" in report:
+        cmc = report["cmc"]
+        ranks = ", ".join(f"R{r} {100 * cmc[str(r)]:.1f}%" for r in (1, 5, 10) if str(r) in cmc)
+        print(f"{report['num_valid_queries']} valid queries: {ranks}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

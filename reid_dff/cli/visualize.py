@@ -1,0 +1,119 @@
+"""Pictures of what a model learned, as PNG files.
+
+    # (a) each DFF layer's frequency mask beside the centred log-magnitude spectrum it filters, per image
+    python tools/visualize.py masks --weights dff.pth --images DIR_OR_LIST --output-dir docs/images
+    # (b) activation overlays (channel mean of a layer's output), Base and DFF side by side
+    python tools/visualize.py activations --base-weights base.pth --weights dff.pth --images DIR \
+        --output docs/images/activations.png [--layer backbone]
+    # (c) ranked lists (query + top-k, green = right, red = wrong) from tools/search.py's JSON
+    python tools/visualize.py ranked --results results.json --output docs/images/ranked.png
+
+Models come from a checkpoint (its stored config) or --config-file (+ KEY VALUE overrides).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from reid_dff.data import read_image
+from reid_dff.inference import collect_images
+from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.visualization import save_png
+from reid_dff.visualization.figures import (
+    FigureInputError,
+    activation_comparison,
+    mask_figures,
+    ranked_lists_figure,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments of ``reid-dff-visualize`` / ``tools/visualize.py``."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    masks = commands.add_parser("masks", help="DFF frequency masks beside the spectra, one PNG per image")
+    masks.add_argument("--weights", required=True, help="DFF checkpoint")
+    masks.add_argument("--config-file", help="config (default: the checkpoint's)")
+    masks.add_argument("--images", required=True, help="an image, a folder or a .txt list")
+    masks.add_argument("--max-images", type=int, default=4)
+    masks.add_argument("--output-dir", required=True)
+    masks.add_argument("--prefix", default="masks")
+
+    activations = commands.add_parser("activations", help="activation overlays of Base and DFF")
+    activations.add_argument("--base-weights", required=True, help="Base (plain ResNet) checkpoint")
+    activations.add_argument(
+        "--base-config-file", help="config of the Base model (default: the checkpoint's)"
+    )
+    activations.add_argument("--weights", required=True, help="DFF checkpoint")
+    activations.add_argument("--config-file", help="config of the DFF model (default: the checkpoint's)")
+    activations.add_argument("--images", required=True, help="an image, a folder or a .txt list")
+    activations.add_argument("--max-images", type=int, default=4)
+    activations.add_argument("--layer", default="backbone", help="module whose output is shown")
+    activations.add_argument("--output", required=True, help="PNG file")
+
+    ranked = commands.add_parser("ranked", help="ranked lists from tools/search.py's JSON results")
+    ranked.add_argument("--results", required=True, help="JSON written by tools/search.py")
+    ranked.add_argument("--max-queries", type=int, default=8)
+    ranked.add_argument("--output", required=True, help="PNG file")
+
+    for sub in (masks, activations):
+        sub.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+        sub.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return parser.parse_args(argv)
+
+
+def load_extractor(config_file, weights, device, opts):
+    """The FeatureExtractor of a config file (+ weights) or of a checkpoint alone."""
+    from reid_dff.inference.extractor import FeatureExtractor  # torch and the model only when needed
+
+    if config_file:
+        return FeatureExtractor(config_file, device=device, opts=opts, weights=weights)
+    return FeatureExtractor(weights, device=device, opts=opts)
+
+
+def read_images(spec, limit):
+    """(paths, uint8 RGB (H, W, 3) images) of the first ``limit`` images of ``spec``."""
+    paths = collect_images(spec).absolute()[:limit]
+    return paths, [read_image(p) for p in paths]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Draw masks, activations or ranked lists as PNG files; exits 1 on a user error."""
+    args = parse_args(argv)
+    with exit_on_user_error("visualize.py", extra=(FigureInputError,)):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Draw the figures of ``args.command`` and print the written PNG paths."""
+    written = []
+    if args.command == "masks":
+        extractor = load_extractor(args.config_file, args.weights, args.device, args.opts)
+        paths, images = read_images(args.images, args.max_images)
+        batch = extractor.preprocess(images).to(extractor.device)
+        for path, figure in zip(paths, mask_figures(extractor.model, images, batch)):
+            stem = os.path.splitext(os.path.basename(path))[0]
+            written.append(save_png(os.path.join(args.output_dir, f"{args.prefix}_{stem}.png"), figure))
+    elif args.command == "activations":
+        base = load_extractor(args.base_config_file, args.base_weights, args.device, args.opts)
+        dff = load_extractor(args.config_file, args.weights, args.device, args.opts)
+        _, images = read_images(args.images, args.max_images)
+        models = [
+            (f"Base ({base.model_name})", base.model, base.preprocess(images).to(base.device)),
+            (f"DFF ({dff.model_name})", dff.model, dff.preprocess(images).to(dff.device)),
+        ]
+        written.append(save_png(args.output, activation_comparison(models, images, layer=args.layer)))
+    else:
+        with open(args.results, encoding="utf-8") as f:
+            report = json.load(f)
+        written.append(save_png(args.output, ranked_lists_figure(report, max_queries=args.max_queries)))
+    for path in written:
+        print(path, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
