@@ -2,11 +2,14 @@
 """CPU training-step and inference throughput (images/s) of resnet50, ffc_resnet50 and dff_resnet50.
 
     python bench/backbone_throughput.py [--batch 16] [--input 256 128] [--iters 5] [--warmup 2]
+                                        [--threads N] [--clock wall|process] [--channels-last]
 
 A training step is the full ReID model (backbone, pooling, BNNeck, classifier) forward, cross-entropy,
 backward and an SGD step; inference is the eval-mode forward under ``torch.inference_mode``. Each figure
-is the median over ``--iters`` timed iterations after ``--warmup`` untimed ones; the ratio is to the
-first model (resnet50). The issue's target: dff_resnet50 >= 0.8x resnet50 for both.
+is the median over ``--iters`` timed iterations after ``--warmup`` untimed ones, the models timed in
+turn within each iteration; the ratio is to the first model (resnet50). The issue's target: dff_resnet50 >= 0.8x resnet50 for both. Every model runs
+with the same settings (threads, batch, input, memory format, head, loss, optimizer); ``--channels-last``
+converts every model and the input to ``torch.channels_last``.
 """
 
 import argparse
@@ -37,23 +40,35 @@ def parse_args(argv=None):
         help="wall: elapsed time (use on a quiet machine); process: CPU time of this process, less "
         "distorted by other jobs on a shared machine (pair it with --threads 1)",
     )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="run every model and the input in torch.channels_last (default: NCHW, PyTorch's default)",
+    )
     parser.add_argument("--profile", default="", help="also print a torch.profiler table for this model")
     return parser.parse_args(argv)
 
 
-def timed(fn, iters, warmup, clock):
-    """Median seconds per call of ``fn`` over ``iters`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def timed_round_robin(fns, iters, warmup, clock):
+    """Median seconds per call of each function, timing one call of each in turn for every iteration.
+
+    Interleaving the models spreads any change in the machine's load evenly over them, which keeps
+    the ratios meaningful on a shared machine where sequential runs drift.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
     for _ in range(iters):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return statistics.median(times)
+        for fn, fn_times in zip(fns, times):
+            start = clock()
+            fn()
+            fn_times.append(clock() - start)
+    return [statistics.median(fn_times) for fn_times in times]
 
 
-def measure(name, args):
+def build_steps(name, args):
+    """(train_step, infer) closures of the ReID model with backbone ``name``, its input and optimizer."""
     cfg = get_cfg()
     cfg.MODEL.BACKBONE = name
     cfg.INPUT.SIZE_TRAIN = list(args.input)
@@ -61,9 +76,13 @@ def measure(name, args):
     model = build_model(cfg, args.num_classes)
     images = torch.randn(args.batch, 3, *args.input)
     labels = torch.randint(0, args.num_classes, (args.batch,))
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def train_step():
+        model.train()
         out = model(images)
         loss = torch.nn.functional.cross_entropy(out["logits"], labels)
         optimizer.zero_grad(set_to_none=True)
@@ -71,22 +90,19 @@ def measure(name, args):
         optimizer.step()
 
     def infer():
+        model.eval()
         with torch.inference_mode():
             model(images)
 
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    model.train()
-    train_s = timed(train_step, args.iters, args.warmup, clock)
-    model.eval()
-    infer_s = timed(infer, args.iters, args.warmup, clock)
-    if name == args.profile:
-        from torch.profiler import ProfilerActivity, profile
+    return train_step, infer
 
-        model.train()
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            train_step()
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
-    return args.batch / train_s, args.batch / infer_s
+
+def print_profile(train_step):
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_step()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
 def main(argv=None):
@@ -95,10 +111,16 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-        f"input {args.input[0]}x{args.input[1]}, {args.clock} clock, median of {args.iters} iterations after "
-        f"{args.warmup} warm-up"
+        f"input {args.input[0]}x{args.input[1]}, {'channels_last' if args.channels_last else 'NCHW'}, "
+        f"{args.clock} clock, median of {args.iters} iterations after {args.warmup} warm-up"
     )
-    rows = [(name, *measure(name, args)) for name in args.models]
+    steps = [build_steps(name, args) for name in args.models]
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    train_s = timed_round_robin([train for train, _ in steps], args.iters, args.warmup, clock)
+    infer_s = timed_round_robin([infer for _, infer in steps], args.iters, args.warmup, clock)
+    if args.profile in args.models:
+        print_profile(steps[args.models.index(args.profile)][0])
+    rows = [(name, args.batch / t, args.batch / i) for name, t, i in zip(args.models, train_s, infer_s)]
     base_train, base_infer = rows[0][1], rows[0][2]
     print("| model | train img/s | ratio | inference img/s | ratio |")
     print("|---|---:|---:|---:|---:|")

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from reid_dff.config import ConfigError
 from reid_dff.modeling.backbones import FFCConv2d, FilterSettings, FourierUnit, stacked_irfft2, stacked_rfft2
+from reid_dff.modeling.backbones.ffc import add_into_channels
 
 NONE = FilterSettings(name="none")
 
@@ -96,3 +97,45 @@ def test_ffc_absent_paths_and_odd_sizes():
 def test_spectral_transform_rejects_other_strides():
     with pytest.raises(ConfigError, match="stride 1 or 2"):
         FFCConv2d(8, 8, 3, 3, 0.5, 0.5, (8, 8), NONE)
+
+
+def test_add_into_channels_matches_out_of_place_adds_in_value_and_gradient():
+    out = torch.randn(2, 7, 3, 4, dtype=torch.float64, requires_grad=True)
+    first = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    last = torch.randn(2, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+
+    def fused(out, first, last):
+        return add_into_channels(out.clone(), (0, first), (5, last), (1, None))
+
+    def reference(out, first, last):
+        zeros = out.new_zeros(2, 2, 3, 4)
+        return out + torch.cat([first, zeros, last], dim=1)
+
+    torch.testing.assert_close(fused(out, first, last), reference(out, first, last))
+    assert torch.autograd.gradcheck(fused, (out, first, last))
+    weight = torch.randn(2, 7, 3, 4, dtype=torch.float64)
+    fused_grads = torch.autograd.grad((fused(out, first, last) * weight).sum(), (out, first, last))
+    reference_grads = torch.autograd.grad((reference(out, first, last) * weight).sum(), (out, first, last))
+    for got, expected in zip(fused_grads, reference_grads):
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("kernel,stride", [(1, 1), (3, 2)])
+def test_ffc_gradients_match_the_per_path_formulation(kernel, stride):
+    """The fused forward (split input, stacked l2l/l2g, in-place adds) has the gradients of the four paths."""
+    ffc = FFCConv2d(8, 12, kernel, stride, 0.5, 0.5, (8, 6), NONE)
+    x = torch.randn(2, 8, 8, 6, requires_grad=True)
+    weight = torch.randn(2, 12, *ffc(x).shape[-2:])
+    params = [x, *ffc.parameters()]
+
+    def per_path(x):
+        x_local, x_global = x[:, :4], x[:, 4:]
+        return torch.cat([ffc.l2l(x_local) + ffc.g2l(x_global), ffc.l2g(x_local) + ffc.g2g(x_global)], dim=1)
+
+    # BatchNorm in training mode updates running statistics: compare from the same starting state.
+    state = {k: v.clone() for k, v in ffc.state_dict().items()}
+    got = torch.autograd.grad((ffc(x) * weight).sum(), params)
+    ffc.load_state_dict(state)
+    expected = torch.autograd.grad((per_path(x) * weight).sum(), params)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, atol=1e-4, rtol=1e-4)

@@ -100,6 +100,38 @@ class SpectralTransform(nn.Module):
         return self.conv2(x + self.fu(x))
 
 
+class _AddIntoChannels(torch.autograd.Function):
+    """``out[:, start:start + n] += part`` for each ``(start, part)``, in place, with a view-only backward.
+
+    Autograd's own in-place add into a channel slice (``CopySlices``) clones the whole gradient of
+    ``out`` and copies the slice back in backward, twice per FFC conv; here the gradient of ``out``
+    passes through unchanged and each part's gradient is a channel view of it.
+    """
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, *starts_and_parts) -> torch.Tensor:
+        blocks = list(zip(starts_and_parts[0::2], starts_and_parts[1::2]))
+        ctx.blocks = [(start, part.shape[1]) for start, part in blocks]
+        for start, part in blocks:
+            out.narrow(1, start, part.shape[1]).add_(part)
+        ctx.mark_dirty(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grads = [grad]
+        for start, channels in ctx.blocks:
+            grads.extend([None, grad.narrow(1, start, channels)])
+        return tuple(grads)
+
+
+def add_into_channels(out: torch.Tensor, *blocks: tuple[int, torch.Tensor | None]) -> torch.Tensor:
+    """Add each ``(start, part)`` block ``(B, n, h, w)`` into channels ``[start, start + n)`` of ``out``
+    ``(B, C, h, w)`` in place and return ``out``; ``None`` parts are skipped."""
+    flat = [item for start, part in blocks if part is not None for item in (start, part)]
+    return _AddIntoChannels.apply(out, *flat) if flat else out
+
+
 def split_channels(channels: int, ratio: float) -> tuple[int, int]:
     """``(local, global)`` channel counts for a global ratio, as FFC computes them."""
     global_channels = int(channels * ratio)
@@ -154,8 +186,12 @@ class FFCConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_local = x[:, : self.in_local] if self.in_global else x
-        x_global = x[:, self.in_local :] if self.in_local else x
+        # split (not two slices): its backward is one concatenation of the branch gradients, where each
+        # slice's backward would allocate and zero-fill a full-size gradient and then add the two.
+        if self.in_local and self.in_global:
+            x_local, x_global = x.split([self.in_local, self.in_global], dim=1)
+        else:
+            x_local = x_global = x
         if self.g2l is not None and self.g2g is not None:
             # Both global paths read x_global: copy the channel slice once instead of once per conv.
             x_global = x_global.contiguous()
@@ -164,11 +200,9 @@ class FFCConv2d(nn.Module):
             # writes [local | global] in place, which saves a conv call, a concatenation and two adds.
             weight = torch.cat([self.l2l.weight, self.l2g.weight], dim=0)
             out = F.conv2d(x_local, weight, None, self.l2l.stride, self.l2l.padding)
-            if self.g2l is not None:
-                out[:, : self.out_local] += self.g2l(x_global)
-            if self.g2g is not None:
-                out[:, self.out_local :] += self.g2g(x_global)
-            return out
+            from_local = self.g2l(x_global) if self.g2l is not None else None
+            from_global = self.g2g(x_global) if self.g2g is not None else None
+            return add_into_channels(out, (0, from_local), (self.out_local, from_global))
         outputs = []
         if self.out_local:
             y_local = self.l2l(x_local) if self.l2l is not None else None
