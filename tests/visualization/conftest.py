@@ -2,20 +2,10 @@ import os
 import sys
 
 import pytest
-import torch
 
 # The tiny-model helpers live with the inference tests (visualization builds on inference).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "inference"))
 from tiny_reid import save_tiny_checkpoint, tiny_cfg  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared CPU their spin-waits cost 10-30x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
