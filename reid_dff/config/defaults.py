@@ -147,7 +147,9 @@ _C.SOLVER.NESTEROV = False
 _C.SOLVER.WEIGHT_DECAY = 5e-4
 # Exempt BatchNorm/LayerNorm weights and all biases from weight decay.
 _C.SOLVER.NO_DECAY_NORM_BIAS = False
-_C.SOLVER.IMS_PER_BATCH = 64
+# 24 identities x 4: the domain-balanced sampler needs an equal share per source, and 24 divides among
+# 1, 2, 3 and 4 sources (16 x 4 = 64 does not fit the 3-source protocols; MetaBIN uses 96).
+_C.SOLVER.IMS_PER_BATCH = 96
 _C.SOLVER.MAX_EPOCHS = 60
 # Iterations per epoch with an infinite sampler; 0: len(train set) // IMS_PER_BATCH.
 _C.SOLVER.ITERS_PER_EPOCH = 0
