@@ -66,7 +66,9 @@ class SpatialAttentionMask(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        # max with indices, not amax: its backward is one scatter, where amax's compares every element
+        # with the maximum and divides among ties (three more passes over the input).
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
         return torch.sigmoid(self.conv(pooled))
 
 
