@@ -10,6 +10,12 @@ is the median over ``--iters`` timed iterations after ``--warmup`` untimed ones,
 turn within each iteration; the ratio is to the first model (resnet50). The issue's target: dff_resnet50 >= 0.8x resnet50 for both. Every model runs
 with the same settings (threads, batch, input, memory format, head, loss, optimizer); ``--channels-last``
 converts every model and the input to ``torch.channels_last``.
+
+``--breakdown`` adds two rows per FFC model that locate the cost of its structure: ``ffc_resnet50-fu`` is the
+FFC network with every Fourier unit replaced by the identity (FFT, spectral conv-BN-ReLU and inverse FFT
+gone; the spectral transform's 1x1 convs kept), and ``ffc_resnet50-st`` has every spectral transform
+replaced by zeros of its output shape (only the l->l, l->g, g->l convolutions, adds and per-branch layout
+left). They are not models anyone trains: they show what each part of the global branch costs.
 """
 
 import argparse
@@ -17,9 +23,11 @@ import statistics
 import time
 
 import torch
+from torch import nn
 
 from reid_dff.config import get_cfg
 from reid_dff.modeling import build_model
+from reid_dff.modeling.backbones import SpectralTransform
 
 
 def parse_args(argv=None):
@@ -46,6 +54,12 @@ def parse_args(argv=None):
         help="run every model and the input in torch.channels_last (default: NCHW, PyTorch's default)",
     )
     parser.add_argument("--profile", default="", help="also print a torch.profiler table for this model")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time NAME-fu and NAME-st for each ffc_* model: the FFC network without its Fourier "
+        "units / without its spectral transforms (see above)",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,13 +81,39 @@ def timed_round_robin(fns, iters, warmup, clock):
     return [statistics.median(fn_times) for fn_times in times]
 
 
+class _ZeroSpectralTransform(nn.Module):
+    """Stands in for a spectral transform: zeros of its output shape, no computation."""
+
+    def __init__(self, transform: SpectralTransform):
+        super().__init__()
+        self.out_channels = transform.conv2.out_channels
+        self.stride = 1 if isinstance(transform.downsample, nn.Identity) else 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = [(s + self.stride - 1) // self.stride for s in x.shape[-2:]]
+        return x.new_zeros(x.shape[0], self.out_channels, *size)
+
+
+def strip_global_branch(model: nn.Module, part: str) -> None:
+    """Remove the Fourier units (``part == "fu"``) or the whole spectral transforms (``"st"``) in place."""
+    for module in list(model.modules()):
+        if hasattr(module, "g2g") and isinstance(module.g2g, SpectralTransform):
+            if part == "fu":
+                module.g2g.fu = nn.Identity()
+            else:
+                module.g2g = _ZeroSpectralTransform(module.g2g)
+
+
 def build_steps(name, args):
     """(train_step, infer) closures of the ReID model with backbone ``name``, its input and optimizer."""
     cfg = get_cfg()
-    cfg.MODEL.BACKBONE = name
+    backbone, _, stripped = name.partition("-")
+    cfg.MODEL.BACKBONE = backbone
     cfg.INPUT.SIZE_TRAIN = list(args.input)
     torch.manual_seed(0)
     model = build_model(cfg, args.num_classes)
+    if stripped:
+        strip_global_branch(model, stripped)
     images = torch.randn(args.batch, 3, *args.input)
     labels = torch.randint(0, args.num_classes, (args.batch,))
     if args.channels_last:
@@ -114,6 +154,9 @@ def main(argv=None):
         f"input {args.input[0]}x{args.input[1]}, {'channels_last' if args.channels_last else 'NCHW'}, "
         f"{args.clock} clock, median of {args.iters} iterations after {args.warmup} warm-up"
     )
+    if args.breakdown:
+        ffc = [name for name in args.models if name.startswith("ffc_")]
+        args.models = [*args.models, *(f"{name}-{part}" for name in ffc for part in ("fu", "st"))]
     steps = [build_steps(name, args) for name in args.models]
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     train_s = timed_round_robin([train for train, _ in steps], args.iters, args.warmup, clock)
