@@ -169,7 +169,12 @@ def all_samples(test_sets: Sequence[TestSplit]) -> list[Sample]:
 
 
 class ReIDImageDataset(Dataset):
-    """Decodes and transforms ``samples[i]``; with ``on_bad_image="skip"`` a bad image yields ``None``."""
+    """Decodes and transforms ``samples[i]``; with ``on_bad_image="skip"`` a bad image yields ``None``.
+
+    The key is an index, or ``(index, seed)``: then the transform runs with torch's, NumPy's and Python's
+    global random generators seeded by ``seed`` (and restored afterwards), so the image's augmentation
+    depends on that seed alone -- not on which worker process decodes it or what that worker did before.
+    """
 
     def __init__(self, samples: Sequence[Sample], transform: Any, on_bad_image: str = "error"):
         if on_bad_image not in ON_BAD_IMAGE_CHOICES:
@@ -183,7 +188,8 @@ class ReIDImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
         try:
             image = read_image(sample.path)
@@ -193,12 +199,26 @@ class ReIDImageDataset(Dataset):
             logger.warning("skipping %s", e)
             return None
         return {
-            "image": self.transform(image).as_subclass(torch.Tensor),
+            "image": self._transform(image, seed).as_subclass(torch.Tensor),
             "pid": sample.pid,
             "camid": sample.camid,
             "domain": sample.domain,
             "path": sample.path,
         }
+
+    def _transform(self, image: Any, seed: int | None) -> torch.Tensor:
+        if seed is None:
+            return self.transform(image)
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            try:
+                return self.transform(image)
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
 
 
 def collate_batch(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
@@ -292,11 +312,15 @@ def build_train_loader(
     sampler = SAMPLER_REGISTRY.get(cfg.DATALOADER.SAMPLER)(
         train_set.samples, batch_size, cfg.DATALOADER.NUM_INSTANCES, seed, rank, world_size
     )
+    # Each image's augmentation is seeded from (seed, rank, step, position): the same batches *and*
+    # augmentations with any number of workers, and after a resume.
+    sampler.with_augmentation_seeds = True
     dataset = ReIDImageDataset(
         train_set.samples, build_transforms(cfg, is_train=True), _check_on_bad_image(cfg)
     )
     generator = torch.Generator()
-    generator.manual_seed(int(seed) * 1000003 + rank)  # augmentation randomness: per run and per rank
+    # The workers' base seeds (augmentations themselves are seeded per image, see above).
+    generator.manual_seed(int(seed) * 1000003 + rank)
     workers = cfg.DATALOADER.NUM_WORKERS
     return ReIDDataLoader(
         dataset,

@@ -35,7 +35,7 @@ __all__ = [
 SAMPLER_REGISTRY = Registry("sampler")
 
 # Streams of the per-step random generators: [seed, stream, ...] never collide between purposes.
-_STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE = 1, 2, 3
+_STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2, 3, 4
 
 
 class SamplerStateError(ValueError):
@@ -43,7 +43,15 @@ class SamplerStateError(ValueError):
 
 
 class _StepBatchSampler:
-    """Common part: an infinite iterator of index lists with an exact ``state_dict``."""
+    """Common part: an infinite iterator of index lists with an exact ``state_dict``.
+
+    With ``with_augmentation_seeds = True`` it yields ``[(index, seed), ...]`` instead of ``[index, ...]``:
+    ``seed`` (from ``augmentation_seeds``) is the random seed of that image's augmentation, a pure
+    function of ``(seed, rank, step, position)``, so augmentations too are the same whatever the number
+    of loader workers and after a resume (``ReIDImageDataset`` applies it).
+    """
+
+    with_augmentation_seeds = False
 
     def __init__(self, seed: int, rank: int, world_size: int):
         if world_size < 1 or not 0 <= rank < world_size:
@@ -53,6 +61,11 @@ class _StepBatchSampler:
         self.world_size = world_size
         self.step = 0
 
+    def augmentation_seeds(self, step: int, count: int) -> list[int]:
+        """``count`` 63-bit seeds for the images of this rank's batch number ``step``."""
+        sequence = np.random.SeedSequence([self.seed, _STREAM_AUGMENT, self.rank, step])
+        return [int(s) >> 1 for s in sequence.generate_state(count, dtype=np.uint64)]
+
     def batch_at(self, step: int) -> list[int]:  # pragma: no cover - abstract
         """Indices of this rank's batch number ``step``."""
         raise NotImplementedError
@@ -60,9 +73,11 @@ class _StepBatchSampler:
     def fingerprint(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
         while True:
             batch = self.batch_at(self.step)
+            if self.with_augmentation_seeds:
+                batch = list(zip(batch, self.augmentation_seeds(self.step, len(batch))))
             self.step += 1
             yield batch
 

@@ -246,3 +246,42 @@ def test_synthetic_sources_end_to_end_with_the_generator(tmp_path):
     assert sorted(batch["domains"].tolist()) == [0, 0, 1, 1]
     (test_set,) = build_test_sets(cfg, "synthetic:1")
     assert {s.pid for s in test_set.query} <= {s.pid for s in test_set.gallery}
+
+
+def test_augmentations_are_the_same_with_any_number_of_workers_and_after_a_resume(root):
+    # flips, crops and (high-probability) random erasing all draw random numbers
+    options = {
+        "DATALOADER.SAMPLER": "random_identity",
+        "SOLVER.IMS_PER_BATCH": 4,
+        "INPUT.RANDOM_ERASING.ENABLED": True,
+        "INPUT.RANDOM_ERASING.PROB": 0.9,
+    }
+    images = {}
+    for workers in (0, 2):
+        cfg = cfg_for(root, ["market1501"], **options, **{"DATALOADER.NUM_WORKERS": workers})
+        ts = build_train_set(cfg)
+        images[workers] = [b["images"] for _, b in zip(range(4), build_train_loader(cfg, ts))]
+        # and a loader resumed at step 2 gives batches 2 and 3 again, pixels included
+        resumed = build_train_loader(cfg, ts)
+        resumed.load_state_dict({**resumed.state_dict(), "step": 2})
+        for expected, (_, batch) in zip(images[workers][2:], zip(range(2), resumed)):
+            assert torch.equal(batch["images"], expected)
+    for a, b in zip(images[0], images[2]):
+        assert torch.equal(a, b)
+    # the seed decides the augmentation: the same seed twice gives the same pixels, other seeds vary
+    dataset = build_train_loader(cfg, ts).dataset
+    first = dataset[(0, 5)]["image"]
+    assert torch.equal(dataset[(0, 5)]["image"], first)
+    assert any(not torch.equal(dataset[(0, seed)]["image"], first) for seed in range(6, 14))
+
+
+def test_loading_a_training_batch_leaves_the_main_process_random_state_alone(root):
+    cfg = cfg_for(
+        root, ["market1501"], **{"DATALOADER.SAMPLER": "random_identity", "SOLVER.IMS_PER_BATCH": 4}
+    )
+    loader = build_train_loader(cfg, build_train_set(cfg))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    next(iter(loader))
+    assert torch.equal(torch.rand(3), expected)

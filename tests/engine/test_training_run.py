@@ -28,15 +28,24 @@ def data_root(tmp_path_factory):
     return root
 
 
-def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(data_root, tmp_path):
-    full = Trainer(tiny_run_cfg(data_root, tmp_path / "full"))
+def run_cfg(data_root, output_dir, workers):
+    cfg = tiny_run_cfg(data_root, output_dir)
+    cfg.DATALOADER.NUM_WORKERS = workers
+    return cfg
+
+
+# With loader workers too: each image's augmentation is seeded from the sampler step, so a resumed run
+# sees the same pixels as the uninterrupted one, not just the same identities.
+@pytest.mark.parametrize("workers", [0, 2])
+def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(data_root, tmp_path, workers):
+    full = Trainer(run_cfg(data_root, tmp_path / "full", workers))
     full_report = full.train()
     assert len(full.loss_history) == 6
 
     with pytest.raises(Interrupted):
-        StopAfterFirstEpoch(tiny_run_cfg(data_root, tmp_path / "split")).train()
+        StopAfterFirstEpoch(run_cfg(data_root, tmp_path / "split", workers)).train()
     assert load_checkpoint(tmp_path / "split" / "last.pth")["iteration"] == 3
-    resumed = Trainer(tiny_run_cfg(data_root, tmp_path / "split"), resume=True)
+    resumed = Trainer(run_cfg(data_root, tmp_path / "split", workers), resume=True)
     resumed_report = resumed.train()
 
     assert resumed.loss_history == full.loss_history[3:]  # identical floats, not just close
