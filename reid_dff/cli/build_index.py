@@ -1,7 +1,8 @@
 """Build a FAISS gallery index from a features file written by tools/extract_features.py.
 
-    python tools/build_index.py --features gallery.npz --index output/index [--type flat|ivf|hnsw]
-        [--nlist 1024 --nprobe 16] [--M 32 --ef-construction 40 --ef-search 64] [--metric cosine]
+    python tools/build_index.py --features gallery.npz --index output/index [--type flat|ivf|ivfpq|hnsw]
+        [--nlist 1024 --nprobe 16] [--pq-m 256 --pq-nbits 8] [--M 32 --ef-construction 40 --ef-search 64]
+        [--metric cosine]
 
 The index directory holds index.faiss, items.npz and meta.json (see docs/search.md), each written
 atomically. The metric defaults to the one the features' model is evaluated with (TEST.METRIC).
@@ -14,7 +15,7 @@ from reid_dff.inference import INDEX_TYPES, GalleryIndex, load_features
 from reid_dff.inference.cli import exit_on_user_error
 
 # Options that are index parameters, under their parameter names (argparse dests).
-PARAM_OPTIONS = ("nlist", "nprobe", "train_per_list", "M", "ef_construction", "ef_search")
+PARAM_OPTIONS = ("nlist", "nprobe", "train_per_list", "pq_m", "pq_nbits", "M", "ef_construction", "ef_search")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,9 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gallery-root", help="folder the gallery paths are relative to (default: as extracted)"
     )
-    parser.add_argument("--nlist", type=int, help="ivf: number of inverted lists (default 4*sqrt(N))")
-    parser.add_argument("--nprobe", type=int, help="ivf: lists visited per query (default 16)")
-    parser.add_argument("--train-per-list", type=int, help="ivf: k-means sample per list (default 64)")
+    parser.add_argument("--nlist", type=int, help="ivf, ivfpq: number of inverted lists (default 4*sqrt(N))")
+    parser.add_argument("--nprobe", type=int, help="ivf, ivfpq: lists visited per query (default 16)")
+    parser.add_argument("--train-per-list", type=int, help="ivf, ivfpq: k-means sample per list (default 64)")
+    parser.add_argument(
+        "--pq-m",
+        type=int,
+        help="ivfpq: sub-quantizers, bytes per image at 8 bits (default dim/8; divides dim)",
+    )
+    parser.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantizer code (default 8)")
     parser.add_argument("--M", type=int, help="hnsw: neighbours per node (default 32)")
     parser.add_argument("--ef-construction", type=int, help="hnsw: build-time beam (default 40)")
     parser.add_argument("--ef-search", type=int, help="hnsw: search-time beam (default 64)")

@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ReID protocol: drop gallery items of the query's identity and camera; report CMC",
     )
     parser.add_argument("--gallery-root", help="where the gallery images are now (default: as indexed)")
-    parser.add_argument("--nprobe", type=int, help="ivf: lists visited per query")
+    parser.add_argument("--nprobe", type=int, help="ivf, ivfpq: lists visited per query")
     parser.add_argument("--ef-search", type=int, help="hnsw: search beam")
     parser.add_argument("--config-file", help="config of the model (default: the index's checkpoint)")
     parser.add_argument("--weights", help="checkpoint of the model (default: the index's checkpoint)")

@@ -76,7 +76,7 @@ def _make_flat(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.I
     return faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
 
 
-def _make_ivf(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
+def _ivf_defaults(params: dict, num_vectors: int, name: str) -> None:
     params.setdefault("nlist", _default_nlist(num_vectors))
     params.setdefault("nprobe", 16)
     # k-means runs on at most this many sampled vectors per list (FAISS's own default is 256, which on a
@@ -84,14 +84,47 @@ def _make_ivf(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.In
     params.setdefault("train_per_list", 64)
     if params["nlist"] < 1 or params["nlist"] > max(num_vectors, 1):
         raise ValueError(
-            f"ivf needs 1 <= nlist <= number of gallery vectors ({num_vectors}); got nlist={params['nlist']}"
+            f"{name} needs 1 <= nlist <= number of gallery vectors ({num_vectors}); got nlist={params['nlist']}"
         )
-    quantizer = _make_flat(dim, metric, {}, num_vectors)
-    index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), _faiss_metric(metric))
+
+
+def _owning_ivf(index: faiss.Index, quantizer: faiss.Index, params: dict) -> faiss.Index:
     index.own_fields = True  # the IVF index owns (and frees) its quantizer
     quantizer.this.disown()
     index.cp.max_points_per_centroid = int(params["train_per_list"])
     return index
+
+
+def _make_ivf(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
+    _ivf_defaults(params, num_vectors, "ivf")
+    quantizer = _make_flat(dim, metric, {}, num_vectors)
+    index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), _faiss_metric(metric))
+    return _owning_ivf(index, quantizer, params)
+
+
+def _default_pq_m(dim: int) -> int:
+    # One sub-quantizer per 8 dimensions (a 2048-d embedding -> 256 bytes per image, 32x smaller than
+    # float32), or the largest divisor of dim below that.
+    return next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
+
+
+def _make_ivfpq(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
+    _ivf_defaults(params, num_vectors, "ivfpq")
+    params.setdefault("pq_m", _default_pq_m(dim))
+    params.setdefault("pq_nbits", 8)
+    m, nbits = int(params["pq_m"]), int(params["pq_nbits"])
+    if m < 1 or dim % m:
+        raise ValueError(f"ivfpq needs pq_m to divide the feature dimension {dim}; got pq_m={m}")
+    if not 1 <= nbits <= 16:
+        raise ValueError(f"ivfpq needs 1 <= pq_nbits <= 16; got pq_nbits={nbits}")
+    if num_vectors < 2**nbits:
+        raise ValueError(
+            f"ivfpq with pq_nbits={nbits} trains {2**nbits} centroids per sub-quantizer and needs at least "
+            f"that many gallery vectors ({num_vectors} given): lower pq_nbits or use a flat/ivf index"
+        )
+    quantizer = _make_flat(dim, metric, {}, num_vectors)
+    index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), m, nbits, _faiss_metric(metric))
+    return _owning_ivf(index, quantizer, params)
 
 
 def _make_hnsw(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
@@ -103,6 +136,14 @@ def _make_hnsw(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.I
     return index
 
 
+def _set_nprobe(index: faiss.Index, params: dict) -> None:
+    faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+
+
+def _set_ef_search(index: faiss.Index, params: dict) -> None:
+    faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
+
+
 @dataclass(frozen=True)
 class IndexType:
     """How to make one kind of FAISS index and which parameters it takes."""
@@ -110,22 +151,24 @@ class IndexType:
     # factory(dim, metric, params, num_vectors) -> untrained index; fills ``params`` with defaults in place.
     make: Callable[[int, str, dict, int], faiss.Index]
     params: tuple[str, ...] = ()
-    # The subset that only affects search and may be changed on a loaded index.
+    # The subset that only affects search and may be changed on a loaded index, and how to set it.
     search_params: tuple[str, ...] = ()
+    apply_search_params: Callable[[faiss.Index, dict], None] = lambda index, params: None
 
 
+_IVF_PARAMS = ("nlist", "nprobe", "train_per_list")
 INDEX_TYPES: dict[str, IndexType] = {
     "flat": IndexType(_make_flat),
-    "ivf": IndexType(_make_ivf, ("nlist", "nprobe", "train_per_list"), ("nprobe",)),
-    "hnsw": IndexType(_make_hnsw, ("M", "ef_construction", "ef_search"), ("ef_search",)),
+    "ivf": IndexType(_make_ivf, _IVF_PARAMS, ("nprobe",), _set_nprobe),
+    # Product-quantized inverted lists: pq_m bytes per image (pq_nbits 8) instead of 4 x dim; distances
+    # are approximate (computed on the codes), so rankings can differ from exact search at any nprobe.
+    "ivfpq": IndexType(_make_ivfpq, (*_IVF_PARAMS, "pq_m", "pq_nbits"), ("nprobe",), _set_nprobe),
+    "hnsw": IndexType(_make_hnsw, ("M", "ef_construction", "ef_search"), ("ef_search",), _set_ef_search),
 }
 
 
 def _apply_search_params(index: faiss.Index, index_type: str, params: dict) -> None:
-    if index_type == "ivf":
-        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
-    elif index_type == "hnsw":
-        faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
+    INDEX_TYPES[index_type].apply_search_params(index, params)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -421,7 +464,7 @@ class GalleryIndex:
 
     # -- search ------------------------------------------------------------
     def set_search_params(self, **params: Any) -> None:
-        """Change search-time parameters (``nprobe`` for ivf, ``ef_search`` for hnsw)."""
+        """Change search-time parameters (``nprobe`` for ivf / ivfpq, ``ef_search`` for hnsw)."""
         allowed = INDEX_TYPES[self.meta.index_type].search_params
         unknown = set(params) - set(allowed)
         if unknown:

@@ -103,6 +103,39 @@ def test_approximate_indexes_find_most_true_neighbours(index_type, params):
     assert recall >= 0.9
 
 
+def test_ivfpq_keeps_the_identities_in_a_fraction_of_the_memory(tmp_path):
+    # Product quantization ranks by approximate distances: within an identity's ~20 near-equal images
+    # it reorders, so check what a user sees (the query's identity in the top-10) and the index size.
+    g, g_pids = clustered(2000, 32, 100, seed=6, noise=0.5)
+    q, q_pids = clustered(50, 32, 100, seed=7, noise=0.5)
+    flat = GalleryIndex.build(g, names(2000))
+    pq = GalleryIndex.build(g, names(2000), index_type="ivfpq", params={"nlist": 8, "nprobe": 8})
+    assert pq.meta.params["pq_m"] == 4 and pq.meta.params["pq_nbits"] == 8  # defaults: dim/8, 8 bits
+
+    def same_identity(result):
+        return np.mean(g_pids[result.indices] == q_pids[:, None])
+
+    assert same_identity(pq.search(q, 10)) >= 0.95 * same_identity(flat.search(q, 10))
+    pq.save(tmp_path / "pq")
+    flat.save(tmp_path / "flat")
+    size = {name: os.path.getsize(tmp_path / name / INDEX_FILE) for name in ("pq", "flat")}
+    assert size["pq"] < size["flat"] / 4  # 4-byte codes + ids per image instead of 128 bytes
+    loaded = GalleryIndex.load(tmp_path / "pq")
+    np.testing.assert_array_equal(loaded.search(q, 10).indices, pq.search(q, 10).indices)
+    loaded.set_search_params(nprobe=2)
+    assert loaded.meta.params["nprobe"] == 2
+
+
+def test_ivfpq_rejects_parameters_it_cannot_train():
+    g, _ = clustered(300, 12, 10, seed=3)
+    with pytest.raises(ValueError, match="pq_m to divide the feature dimension 12"):
+        GalleryIndex.build(g, names(300), index_type="ivfpq", params={"nlist": 4, "pq_m": 5})
+    with pytest.raises(ValueError, match="at least that many gallery vectors"):
+        GalleryIndex.build(g, names(300), index_type="ivfpq", params={"nlist": 4, "pq_nbits": 10})
+    with pytest.raises(ValueError, match="1 <= pq_nbits <= 16"):
+        GalleryIndex.build(g, names(300), index_type="ivfpq", params={"nlist": 4, "pq_nbits": 0})
+
+
 def test_ivf_with_all_lists_probed_is_exact():
     g, _ = clustered(1000, 16, 50, seed=8)
     q, _ = clustered(20, 16, 50, seed=9)

@@ -286,3 +286,17 @@ def test_build_index_tool_passes_index_parameters(unseen_domain, tmp_path, optio
     exact = GalleryIndex.from_features(gallery).search(query.feats, 5).indices
     index.set_search_params(**({"nprobe": 2} if options[1] == "ivf" else {"ef_search": 64}))
     np.testing.assert_array_equal(index.search(query.feats, 5).indices, exact)
+
+
+def test_build_index_tool_builds_a_product_quantized_index(unseen_domain, tmp_path):
+    _, query, gallery, _ = unseen_domain
+    save_features(tmp_path / "gallery.npz", gallery)
+    options = ["--type", "ivfpq", "--nlist", "2", "--nprobe", "2", "--pq-m", "4", "--pq-nbits", "4"]
+    load_tool("build_index").main(
+        ["--features", str(tmp_path / "gallery.npz"), "--index", str(tmp_path / "i"), *options]
+    )
+    index = GalleryIndex.load(tmp_path / "i", dim=gallery.feats.shape[1], normalized=True)
+    assert index.meta.index_type == "ivfpq"
+    assert index.meta.params == {"nlist": 2, "nprobe": 2, "train_per_list": 64, "pq_m": 4, "pq_nbits": 4}
+    result = index.search(query.feats, 5)
+    assert result.indices.shape == (len(query.paths), 5) and (result.indices >= 0).all()
