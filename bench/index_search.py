@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Recall@10 and speed of the IVF and HNSW gallery indexes against exact (flat) search.
+"""Recall@10, size and speed of the IVF, IVF-PQ and HNSW gallery indexes against exact (flat) search.
 
 The gallery is synthetic and ReID-like: ``--num`` L2-normalized vectors drawn around ``--num / 20``
 identity centres (about 20 images per identity, same-identity cosine similarity ~0.7), searched with the
@@ -7,9 +7,10 @@ cosine metric, as ``tools/build_index.py`` does with real embeddings. Recall@10 
 of its exact top-10 (a flat index) that the approximate index returns; "same-identity@10" is the share of
 the returned top-10 that show the query's identity (what a ReID user sees; ~20 siblings per identity are
 almost equally near, so an approximate index can miss exact neighbours yet return the right person).
-Speed is reported for FAISS alone and for ``GalleryIndex.search`` (FAISS plus tie ordering and bookkeeping).
+Speed is reported for FAISS alone and for ``GalleryIndex.search`` (FAISS plus tie ordering and bookkeeping);
+"index MiB" is the size of the serialized FAISS index (what ``index.faiss`` holds and search keeps in RAM).
 
-    python bench/index_search.py                      # 1M x 128-d, 1,000 queries (~15 minutes on 2 busy cores)
+    python bench/index_search.py                      # 1M x 128-d, 1,000 queries (~2.5 minutes on 2 quiet cores)
     python bench/index_search.py --num 100000 --quick # a smoke run
 """
 
@@ -108,7 +109,8 @@ def main() -> None:
         # What ReID cares about: the share of returned items that show the query's identity.
         same_identity = float(np.mean(gallery_ids[result.indices] == query_ids[:, None]))
         ms_faiss, ms_wrapped = 1e3 * t_faiss / args.queries, 1e3 * t_wrapped / args.queries
-        rows.append((name, build_s, recall, same_identity, ms_faiss, ms_wrapped))
+        size_mib = faiss.serialize_index(index.index).nbytes / 2**20  # what index.faiss holds
+        rows.append((name, build_s, size_mib, recall, same_identity, ms_faiss, ms_wrapped))
         print(
             f"  {name}: recall@{args.topk} {recall:.4f}, same identity {same_identity:.4f}, {ms_wrapped:.3f} ms/query"
         )
@@ -126,6 +128,17 @@ def main() -> None:
         measure(f"ivf nlist={ivf.meta.params['nlist']} nprobe={nprobe}", ivf, t_build, exact)
     del ivf
 
+    ivfpq_params = {"nprobe": args.nprobe[0]} | ({"nlist": args.nlist} if args.nlist else {})
+    ivfpq, t_build = timed(
+        lambda: GalleryIndex.build(gallery, paths, index_type="ivfpq", params=ivfpq_params)
+    )
+    print(f"ivfpq built in {t_build:.1f}s with {ivfpq.meta.params}")
+    for nprobe in args.nprobe:
+        ivfpq.set_search_params(nprobe=nprobe)
+        name = f"ivfpq nlist={ivfpq.meta.params['nlist']} m={ivfpq.meta.params['pq_m']} nprobe={nprobe}"
+        measure(name, ivfpq, t_build, exact)
+    del ivfpq
+
     hnsw_params = {"M": args.hnsw_m, "ef_construction": args.ef_construction, "ef_search": args.ef_search[0]}
     hnsw, t_build = timed(lambda: GalleryIndex.build(gallery, paths, index_type="hnsw", params=hnsw_params))
     print(f"hnsw built in {t_build:.1f}s with {hnsw.meta.params}")
@@ -134,15 +147,15 @@ def main() -> None:
         measure(f"hnsw M={args.hnsw_m} efC={args.ef_construction} efSearch={ef}", hnsw, t_build, exact)
     print(f"peak RSS {process.memory_info().rss / 2**30:.2f} GiB\n")
 
-    exact_ms = rows[0][5]
+    exact_ms = rows[0][6]
     print(
-        f"| index | build s | recall@{args.topk} | same-identity@{args.topk} | FAISS ms/query | "
+        f"| index | build s | index MiB | recall@{args.topk} | same-identity@{args.topk} | FAISS ms/query | "
         "search ms/query | speed-up vs exact |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, build_s, recall, same_identity, faiss_ms, wrapped_ms in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, build_s, size_mib, recall, same_identity, faiss_ms, wrapped_ms in rows:
         print(
-            f"| {name} | {build_s:.1f} | {recall:.4f} | {same_identity:.4f} | {faiss_ms:.3f} | "
+            f"| {name} | {build_s:.1f} | {size_mib:.0f} | {recall:.4f} | {same_identity:.4f} | {faiss_ms:.3f} | "
             f"{wrapped_ms:.3f} | {exact_ms / wrapped_ms:.1f}x |"
         )
 
