@@ -103,6 +103,9 @@ _C.DATASETS.CUHK03.BOXES = "detected"
 _C.DATASETS.CUHK03.CLASSIC_SPLIT = False
 # Where images extracted from cuhk-03.mat are cached; empty: ~/.cache/reid_dff/cuhk03.
 _C.DATASETS.CUHK03.CACHE_DIR = ""
+# Read <root>/cuhk03/images_<boxes>/ when torchreid has finished extracting there (its four splits_*.json
+# exist) instead of extracting cuhk-03.mat into CACHE_DIR; False always extracts.
+_C.DATASETS.CUHK03.TORCHREID_IMAGES = True
 _C.DATASETS.SYNTHETIC = CN()
 # Generated into DATASETS.ROOT/synthetic when absent (see reid_dff.data.synthetic).
 _C.DATASETS.SYNTHETIC.SEED = 0

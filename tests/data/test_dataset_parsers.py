@@ -173,6 +173,62 @@ def test_cuhk03_reuses_cache_and_never_writes_root(tmp_path):
         build_dataset("cuhk03", str(root), cache_dir=str(root / "cache"))
 
 
+def _torchreid_extract(root, monkeypatch):
+    """Run torchreid's own CUHK03 preparation on the fake tree: images_<boxes>/ and splits_*.json."""
+    install_fake_imageio(monkeypatch)
+    theirs(tr.CUHK03, root)
+
+
+@pytest.mark.parametrize("classic", [False, True])
+@pytest.mark.parametrize("boxes", ["detected", "labeled"])
+def test_cuhk03_reads_torchreid_extraction(tmp_path, monkeypatch, boxes, classic):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    make_cuhk03(str(root))
+    extracted = ours("cuhk03", root, boxes=boxes, classic_split=classic, cache_dir=str(cache / "a"))
+    assert extracted.image_source == "cache"
+    _torchreid_extract(root, monkeypatch)
+    reused = ours("cuhk03", root, boxes=boxes, classic_split=classic, cache_dir=str(cache / "b"))
+    assert reused.image_source == "torchreid"
+    assert not (cache / "b").exists()  # nothing extracted, nothing cached
+    image_dir = os.path.join(str(root), "cuhk03", f"images_{boxes}")
+    for split in ("train", "query", "gallery"):
+        a, b = getattr(extracted, split), getattr(reused, split)
+        assert all(os.path.dirname(s.path) == image_dir for s in b)
+        # the same samples in the same order, only the folder differs
+        assert [(os.path.basename(s.path), s.pid, s.camid) for s in a] == [
+            (os.path.basename(s.path), s.pid, s.camid) for s in b
+        ]
+    ref = theirs(tr.CUHK03, root, cuhk03_labeled=boxes == "labeled", cuhk03_classic_split=classic)
+    assert_same(reused, ref)  # identical paths now: torchreid reads the same files
+
+
+def test_cuhk03_torchreid_extraction_options(tmp_path, monkeypatch):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    make_cuhk03(str(root))
+    _torchreid_extract(root, monkeypatch)
+    # opting out extracts from the .mat as before
+    assert ours("cuhk03", root, cache_dir=str(cache), torchreid_images=False).image_source == "cache"
+    # the new protocol needs only the config file and the images; the classic splits need the .mat
+    mat = root / "cuhk03" / "cuhk03_release" / "cuhk-03.mat"
+    mat.rename(tmp_path / "cuhk-03.mat")
+    assert ours("cuhk03", root, cache_dir=str(cache / "x")).image_source == "torchreid"
+    with pytest.raises(DatasetLayoutError, match="cuhk-03.mat"):
+        build_dataset("cuhk03", str(root), classic_split=True, cache_dir=str(cache / "x"))
+    (tmp_path / "cuhk-03.mat").rename(mat)
+    # an unfinished torchreid run (no split files yet) is not trusted: extract instead
+    (root / "cuhk03" / "splits_new_labeled.json").unlink()
+    assert ours("cuhk03", root, cache_dir=str(cache / "y")).image_source == "cache"
+
+
+def test_cuhk03_torchreid_folder_with_foreign_png_is_an_error(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    make_cuhk03(str(root))
+    _torchreid_extract(root, monkeypatch)
+    (root / "cuhk03" / "images_detected" / "person.png").write_bytes(b"")
+    with pytest.raises(DatasetLayoutError, match="person.png"):
+        build_dataset("cuhk03", str(root), cache_dir=str(tmp_path / "cache"))
+
+
 # ------------------------------------------------------------------------------------------ small targets
 def test_grid_matches_torchreid_on_its_mat_splits(tmp_path):
     make_grid(str(tmp_path))

@@ -1,8 +1,11 @@
-"""CUHK03 (Li et al., CVPR 2014): images extracted once from ``cuhk-03.mat`` into a cache folder."""
+"""CUHK03 (Li et al., CVPR 2014): images extracted once from ``cuhk-03.mat`` into a cache folder, or read
+from the ``images_<boxes>/`` folder torchreid already extracted into the data root."""
 
 from __future__ import annotations
 
 import os
+import re
+from collections import defaultdict
 from typing import Any
 
 import cv2
@@ -23,6 +26,15 @@ __all__ = ["CUHK03", "default_cuhk03_cache_dir", "extract_cuhk03_images"]
 BOXES = ("detected", "labeled")
 MANIFEST_NAME = "manifest.json"
 NUM_CLASSIC_SPLITS = 20
+# torchreid writes these four files after extracting both box types: their presence is its own signal
+# that images_detected/ and images_labeled/ are complete.
+TORCHREID_SPLIT_FILES = (
+    "splits_classic_detected.json",
+    "splits_classic_labeled.json",
+    "splits_new_detected.json",
+    "splits_new_labeled.json",
+)
+IMAGE_NAME = re.compile(r"^(\d)_(\d{3})_([12])_(\d{2})\.png$")
 
 
 def default_cuhk03_cache_dir() -> str:
@@ -36,6 +48,35 @@ def _image_name(campair: int, pid: int, imgid: int) -> str:
     # The first five cells of a person are view 1, the last five view 2.
     view = 1 if imgid < 5 else 2
     return f"{campair + 1}_{pid + 1:03d}_{view}_{imgid + 1:02d}.png"
+
+
+def torchreid_image_dir(dataset_dir: str, boxes: str) -> str | None:
+    """``<dataset_dir>/images_<boxes>`` when torchreid has finished extracting into it, else ``None``."""
+    image_dir = os.path.join(dataset_dir, f"images_{boxes}")
+    complete = all(os.path.isfile(os.path.join(dataset_dir, name)) for name in TORCHREID_SPLIT_FILES)
+    return image_dir if complete and os.path.isdir(image_dir) else None
+
+
+def persons_from_folder(image_dir: str) -> list[tuple[int, int, list[str]]]:
+    """``(campair, pid, image names)`` per person (1-based), from extracted ``c_ppp_v_ii.png`` names.
+
+    The same list ``extract_cuhk03_images`` returns, in the same order (camera pair, person, image).
+    """
+    by_person: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
+    for name in os.listdir(image_dir):
+        match = IMAGE_NAME.match(name)
+        if match is None:
+            if name.lower().endswith(".png"):
+                raise DatasetLayoutError(
+                    f"{os.path.join(image_dir, name)} does not follow CUHK03's extracted naming "
+                    "<campair>_<pid:03d>_<view>_<image:02d>.png; is this folder torchreid's extraction?"
+                )
+            continue
+        campair, pid, _, imgid = (int(g) for g in match.groups())
+        by_person[(campair, pid)].append((imgid, name))
+    if not by_person:
+        raise DatasetLayoutError(f"{image_dir} holds no extracted CUHK03 images")
+    return [(c, p, [name for _, name in sorted(images)]) for (c, p), images in sorted(by_person.items())]
 
 
 def _source_fingerprint(mat_path: str) -> dict[str, Any]:
@@ -98,8 +139,10 @@ class CUHK03(ReIDDataset):
     ``boxes`` "detected" | "labeled"; ``classic_split=True`` uses the 20 classic splits of ``testsets``
     (``split_id`` 0-19, query = gallery = the 100 test ids, evaluated with single-gallery-shot CMC).
     Images are extracted from ``cuhk-03.mat`` once into ``cache_dir/<boxes>/`` (the data root is never
-    written). Train pids are the global ``labels`` (new) or ``campair * 1000 + pid`` (classic); camid is
-    the view (0/1).
+    written), unless torchreid has already extracted them into ``<root>/cuhk03/images_<boxes>/`` and
+    ``torchreid_images`` is true: then they are read from there (``self.image_source`` says which) and
+    the new protocol does not need ``cuhk-03.mat`` at all. Train pids are the global ``labels`` (new) or
+    ``campair * 1000 + pid`` (classic); camid is the view (0/1).
     """
 
     name = "cuhk03"
@@ -109,6 +152,7 @@ class CUHK03(ReIDDataset):
     cuhk03_release/cuhk-03.mat                   (HDF5 / MATLAB v7.3: 'detected', 'labeled', 'testsets')
     cuhk03_new_protocol_config_detected.mat      (new protocol; 'train_idx', 'query_idx', 'gallery_idx',
     cuhk03_new_protocol_config_labeled.mat        'labels', 'filelist')
+    images_detected/  images_labeled/  splits_*.json   (optional: torchreid's extraction, reused)
 """
 
     def __init__(
@@ -118,6 +162,7 @@ class CUHK03(ReIDDataset):
         classic_split: bool = False,
         split_id: int = 0,
         cache_dir: str | None = None,
+        torchreid_images: bool = True,
         **kwargs: Any,
     ):
         if boxes not in BOXES:
@@ -135,6 +180,8 @@ class CUHK03(ReIDDataset):
         self.boxes = boxes
         self.classic_split = classic_split
         self.cache_dir = os.path.abspath(os.path.expanduser(cache_dir or default_cuhk03_cache_dir()))
+        self.torchreid_images = torchreid_images
+        self.image_source = ""  # "torchreid" or "cache", set when loading
         self._classic_split_id = split_id
         super().__init__(root, **kwargs)
         if classic_split:
@@ -146,6 +193,7 @@ class CUHK03(ReIDDataset):
             "boxes": cfg.DATASETS.CUHK03.BOXES,
             "classic_split": cfg.DATASETS.CUHK03.CLASSIC_SPLIT,
             "cache_dir": cfg.DATASETS.CUHK03.CACHE_DIR or None,
+            "torchreid_images": cfg.DATASETS.CUHK03.TORCHREID_IMAGES,
         }
 
     @property
@@ -161,19 +209,26 @@ class CUHK03(ReIDDataset):
 
     def _load(self) -> None:
         dataset_dir = self._require_dir(os.path.join(self.root, "cuhk03"))
-        mat_path = self._require_file(os.path.join(dataset_dir, "cuhk03_release", "cuhk-03.mat"))
+        mat_path = os.path.join(dataset_dir, "cuhk03_release", "cuhk-03.mat")
         config_path = os.path.join(dataset_dir, f"cuhk03_new_protocol_config_{self.boxes}.mat")
         if not self.classic_split:
             self._require_file(config_path)
-        if os.path.commonpath([self.cache_dir, self.root]) == self.root:
-            raise DatasetOptionError(
-                f"cuhk03 cache_dir {self.cache_dir} is inside the data root {self.root}; the data root is "
-                "never written: choose a folder outside it (DATASETS.CUHK03.CACHE_DIR)"
-            )
-        image_dir = os.path.join(self.cache_dir, self.boxes)
-        persons = extract_cuhk03_images(mat_path, self.boxes, image_dir)
+        image_dir = torchreid_image_dir(dataset_dir, self.boxes) if self.torchreid_images else None
+        if image_dir is not None:
+            self.image_source = "torchreid"
+            persons = persons_from_folder(image_dir)
+        else:
+            self.image_source = "cache"
+            self._require_file(mat_path)
+            if os.path.commonpath([self.cache_dir, self.root]) == self.root:
+                raise DatasetOptionError(
+                    f"cuhk03 cache_dir {self.cache_dir} is inside the data root {self.root}; the data root "
+                    "is never written: choose a folder outside it (DATASETS.CUHK03.CACHE_DIR)"
+                )
+            image_dir = os.path.join(self.cache_dir, self.boxes)
+            persons = extract_cuhk03_images(mat_path, self.boxes, image_dir)
         if self.classic_split:
-            self._load_classic(mat_path, persons, image_dir)
+            self._load_classic(self._require_file(mat_path), persons, image_dir)
         else:
             self._load_new(config_path, persons, image_dir)
 
@@ -216,8 +271,14 @@ class CUHK03(ReIDDataset):
                 name = filelist[idx]
                 if name not in extracted:
                     raise DatasetLayoutError(
-                        f"{config_path} lists {name}, which {self.boxes} images of cuhk-03.mat do not have: "
-                        "the config file does not belong to this cuhk-03.mat"
+                        f"{config_path} lists {name}, which the {self.boxes} images in {image_dir} do not "
+                        "have: the config file does not belong to this cuhk-03.mat"
+                        + (
+                            " (or torchreid's extraction is incomplete: set DATASETS.CUHK03.TORCHREID_IMAGES "
+                            "False to extract from the .mat instead)"
+                            if self.image_source == "torchreid"
+                            else ""
+                        )
                     )
                 samples.append(
                     Sample(os.path.join(image_dir, name), int(labels[idx]), int(name.split("_")[2]) - 1)
