@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Build the index of ``args.features`` and save it to ``args.index``."""
-    features = load_features(args.features)
+    features = load_features(args.features, mmap=True)  # rows are read in batches while adding
     params = {name: getattr(args, name) for name in PARAM_OPTIONS if getattr(args, name) is not None}
     index = GalleryIndex.from_features(
         features, index_type=args.type, params=params, metric=args.metric, root=args.gallery_root

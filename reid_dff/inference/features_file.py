@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
 from dataclasses import dataclass, field
 
@@ -82,8 +83,40 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_features(path: str | os.PathLike) -> FeatureSet:
-    """Read a features file written by :func:`save_features` (no pickled objects are accepted)."""
+def _memmap_member(path: str, member: str) -> np.ndarray | None:
+    """A read-only memory map of the stored (uncompressed) ``.npy`` member of a ``.npz``, else ``None``.
+
+    ``np.savez`` stores members uncompressed, so the array's bytes sit contiguously in the file after the
+    zip local header and the ``.npy`` header; only plain numeric dtypes are mapped (never objects).
+    """
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError(f"bad zip local header for {member}")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        offset = f.tell()
+    if dtype.hasobject or fortran_order:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def load_features(path: str | os.PathLike, mmap: bool = False) -> FeatureSet:
+    """Read a features file written by :func:`save_features` (no pickled objects are accepted).
+
+    ``mmap=True`` maps ``feats`` read-only from the file instead of reading it into memory (what
+    ``tools/build_index.py`` does, so that a large gallery is read in batches).
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FeaturesFileError(
@@ -97,7 +130,10 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
                     f"{path} lacks arrays {sorted(missing)}; expected a file from tools/extract_features.py"
                 )
             meta = json.loads(str(data["meta"]))
-            feats, paths = data["feats"], [str(p) for p in data["paths"]]
+            feats = _memmap_member(path, "feats.npy") if mmap else None
+            if feats is None:
+                feats = data["feats"]
+            paths = [str(p) for p in data["paths"]]
             pids, camids = data["pids"], data["camids"]
     except FeaturesFileError:
         raise

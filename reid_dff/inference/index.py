@@ -154,15 +154,29 @@ class IndexType:
     # The subset that only affects search and may be changed on a loaded index, and how to set it.
     search_params: tuple[str, ...] = ()
     apply_search_params: Callable[[faiss.Index, dict], None] = lambda index, params: None
+    # The most rows training uses (FAISS subsamples beyond it anyway), from the filled-in parameters;
+    # larger galleries are trained on a fixed-seed sample of that many rows, read without the rest.
+    train_rows: Callable[[dict], int] = lambda params: 0
+
+
+def _ivf_train_rows(params: dict) -> int:
+    return int(params["nlist"]) * int(params["train_per_list"])
+
+
+def _ivfpq_train_rows(params: dict) -> int:
+    # The product quantizer's k-means samples at most 256 points per centroid (FAISS's default).
+    return max(_ivf_train_rows(params), 256 * 2 ** int(params["pq_nbits"]))
 
 
 _IVF_PARAMS = ("nlist", "nprobe", "train_per_list")
 INDEX_TYPES: dict[str, IndexType] = {
     "flat": IndexType(_make_flat),
-    "ivf": IndexType(_make_ivf, _IVF_PARAMS, ("nprobe",), _set_nprobe),
+    "ivf": IndexType(_make_ivf, _IVF_PARAMS, ("nprobe",), _set_nprobe, _ivf_train_rows),
     # Product-quantized inverted lists: pq_m bytes per image (pq_nbits 8) instead of 4 x dim; distances
     # are approximate (computed on the codes), so rankings can differ from exact search at any nprobe.
-    "ivfpq": IndexType(_make_ivfpq, (*_IVF_PARAMS, "pq_m", "pq_nbits"), ("nprobe",), _set_nprobe),
+    "ivfpq": IndexType(
+        _make_ivfpq, (*_IVF_PARAMS, "pq_m", "pq_nbits"), ("nprobe",), _set_nprobe, _ivfpq_train_rows
+    ),
     "hnsw": IndexType(_make_hnsw, ("M", "ef_construction", "ef_search"), ("ef_search",), _set_ef_search),
 }
 
@@ -172,6 +186,33 @@ def _apply_search_params(index: faiss.Index, index_type: str, params: dict) -> N
 
 
 # ---------------------------------------------------------------------------- helpers
+def _feature_rows(features: Any) -> np.ndarray:
+    """The ``(N, D)`` gallery matrix as a numpy array (a memory map stays one), shape checked only."""
+    if isinstance(features, np.ndarray):  # includes np.memmap: no copy
+        array = features
+    else:
+        array = as_feature_matrix(features, "gallery features")  # torch tensors, lists
+    if array.ndim != 2:
+        raise ValueError(f"gallery features must be a 2-D (N, D) feature matrix, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(
+            f"gallery features is empty (shape {tuple(array.shape)}); expected at least one (1, D) row"
+        )
+    return array
+
+
+def _finite_rows(rows: np.ndarray, first_row: int) -> np.ndarray:
+    """``rows`` as float32 C-contiguous, refusing NaN/inf (reported by gallery row number)."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        bad = first_row + int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"gallery features holds NaN or infinite values (first in row {bad}); features must be finite"
+        )
+    return rows
+
+
 def _check_relative_path(path: str) -> str:
     norm = os.path.normpath(path)
     if os.path.isabs(path) or norm == ".." or norm.startswith(".." + os.sep):
@@ -244,8 +285,13 @@ class GalleryIndex:
         checkpoint_path: str = "",
         add_batch_size: int = 65536,
     ) -> GalleryIndex:
-        """Index ``(N, D)`` gallery features; ``paths`` are relative to ``root``; ids default to -1."""
-        feats = as_feature_matrix(feats, "gallery features")
+        """Index ``(N, D)`` gallery features; ``paths`` are relative to ``root``; ids default to -1.
+
+        ``feats`` may be a memory map (``load_features(..., mmap=True)``): rows are read, checked, normalized
+        and added ``add_batch_size`` at a time, and training reads at most the rows it uses, so building
+        needs memory for the index itself plus one batch, not for copies of the whole gallery.
+        """
+        feats = _feature_rows(feats)
         num, dim = feats.shape
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
@@ -272,12 +318,22 @@ class GalleryIndex:
             checkpoint_path=checkpoint_path,
             root=os.path.abspath(root) if root else "",
         )
-        if meta.normalized:
-            feats = l2_normalize(feats)
+
+        def prepared(rows: np.ndarray, first_row: int) -> np.ndarray:
+            rows = _finite_rows(rows, first_row)
+            return l2_normalize(rows) if meta.normalized else rows
+
         if not index.is_trained:
-            index.train(feats)
+            limit = INDEX_TYPES[index_type].train_rows(params)
+            if num <= limit:
+                sample = prepared(feats, 0)
+            else:
+                chosen = np.sort(np.random.default_rng(0).choice(num, size=limit, replace=False))
+                sample = prepared(feats[chosen], 0)
+            index.train(sample)
+            del sample
         for start in range(0, num, add_batch_size):
-            index.add(feats[start : start + add_batch_size])
+            index.add(prepared(feats[start : start + add_batch_size], start))
         _apply_search_params(index, index_type, params)
         return cls(
             index,

@@ -334,3 +334,74 @@ def test_queries_of_unknown_identity_exclude_nothing():
     np.testing.assert_array_equal(filtered.indices, unfiltered.indices)
     known = index.search(g[:3], 10, query_pids=[3, 3, 3], query_camids=[0, 0, 0])
     assert (pids[known.indices] == -1).all()  # every pid-3 item shares the camera and is excluded
+
+
+# ------------------------------------------------------------------------------ large galleries, streamed
+def _saved_gallery(tmp_path, num, dim, seed=11):
+    from reid_dff.inference import FeatureSet, save_features
+
+    g, pids = clustered(num, dim, 50, seed=seed)
+    path = tmp_path / "gallery.npz"
+    save_features(path, FeatureSet(g, names(num), pids=pids, camids=np.zeros(num, np.int64)))
+    return path, g
+
+
+def test_load_features_can_map_the_matrix_instead_of_reading_it(tmp_path):
+    from reid_dff.inference import load_features
+
+    path, g = _saved_gallery(tmp_path, 300, 8)
+    mapped, read = load_features(path, mmap=True), load_features(path)
+    assert isinstance(mapped.feats.base, np.memmap) and not mapped.feats.flags.writeable
+    np.testing.assert_array_equal(mapped.feats, g)
+    np.testing.assert_array_equal(mapped.feats, read.feats)
+    assert mapped.paths == read.paths and (mapped.pids == read.pids).all()
+    # a compressed file (not what we write, but a valid .npz) is read instead of mapped
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    np.savez_compressed(tmp_path / "compressed.npz", **arrays)
+    compressed = load_features(tmp_path / "compressed.npz", mmap=True)
+    assert not isinstance(compressed.feats.base, np.memmap)
+    np.testing.assert_array_equal(compressed.feats, g)
+
+
+@pytest.mark.parametrize(
+    "index_type, params",
+    [("flat", {}), ("ivf", {"nlist": 4, "nprobe": 4, "train_per_list": 40})],
+)
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_build_from_a_mapped_gallery_reads_it_in_batches(tmp_path, index_type, params, metric):
+    import tracemalloc
+
+    from reid_dff.inference import load_features
+
+    path, g = _saved_gallery(tmp_path, 10000, 512)  # 20 MB of features
+    q, _ = clustered(30, 512, 50, seed=12)
+    features = load_features(path, mmap=True)
+    tracemalloc.start()
+    index = GalleryIndex.build(
+        features.feats,
+        features.paths,
+        metric=metric,
+        index_type=index_type,
+        params=dict(params),
+        add_batch_size=250,
+    )
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # numpy's and Python's allocations are traced (FAISS's own storage is not): the paths and ids (~1 MB),
+    # a few batches and the 160-row training sample, never a normalized copy or a mask of the whole gallery
+    assert peak < g.nbytes / 5
+    reference = GalleryIndex.build(g, names(10000), metric=metric)
+    index.set_search_params(**({"nprobe": 4} if index_type == "ivf" else {}))
+    np.testing.assert_array_equal(index.search(q, 10).indices, reference.search(q, 10).indices)
+
+
+def test_streamed_build_reports_the_gallery_row_of_a_nan(tmp_path):
+    g, _ = clustered(5000, 8, 10)
+    g[3210, 5] = np.inf
+    with pytest.raises(ValueError, match="first in row 3210"):
+        GalleryIndex.build(g, names(5000), add_batch_size=1000)
+    with pytest.raises(ValueError, match="first in row 3210"):
+        GalleryIndex.build(
+            g, names(5000), index_type="ivf", params={"nlist": 2, "train_per_list": 39}, add_batch_size=1000
+        )
