@@ -7,7 +7,6 @@ string with the gallery root, model name, checkpoint path and SHA-256, and the e
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..utils import atomic_write_bytes
+from ..utils import atomic_open
 
 FEATURES_FORMAT = "reid-dff-features"
 FEATURES_VERSION = 1
@@ -71,16 +70,17 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
         "metric": features.metric,
         "extra": features.extra,
     }
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        feats=features.feats,
-        paths=np.array(features.paths, dtype=np.str_),
-        pids=features.pids,
-        camids=features.camids,
-        meta=np.array(json.dumps(meta)),
-    )
-    atomic_write_bytes(path, buffer.getvalue())
+    # Straight into the temporary file (numpy writes the arrays in chunks), not through a bytes buffer
+    # that would hold a second copy of the features.
+    with atomic_open(path, "wb") as f:
+        np.savez(
+            f,
+            feats=features.feats,
+            paths=np.array(features.paths, dtype=np.str_),
+            pids=features.pids,
+            camids=features.camids,
+            meta=np.array(json.dumps(meta)),
+        )
 
 
 def _memmap_member(path: str, member: str) -> np.ndarray | None:
