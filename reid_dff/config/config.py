@@ -5,12 +5,58 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
 BASE_KEY = "_BASE_"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads ``1e-3`` as a float (YAML 1.2; 1.1 wants ``1.0e-3``) and refuses a key
+    repeated in one mapping, which plain YAML resolves by silently dropping the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (first {seen[key].start_mark.line + 1}, "
+                    f"again {key_node.start_mark.line + 1}); merge the two into one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _FLOAT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text_or_stream: Any) -> Any:
+    """YAML for configs: safe (plain data only), ``1e-3`` is a float, repeated keys are an error."""
+    return yaml.load(text_or_stream, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
 class ConfigError(ValueError):
@@ -60,11 +106,37 @@ class CfgNode(dict):
             raise AttributeError(f"config is frozen; cannot set {key!r} (call cfg.defrost() first)")
         super().__setitem__(key, value)
 
+    def __delitem__(self, key: str) -> None:
+        self._check_mutable()
+        super().__delitem__(key)
+
+    # dict's own mutators bypass __setitem__: give them the same frozen check.
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._check_mutable()
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def pop(self, *args: Any) -> Any:
+        self._check_mutable()
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._check_mutable()
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._check_mutable()
+        return super().setdefault(key, default)
+
+    def clear(self) -> None:
+        self._check_mutable()
+        super().clear()
+
     def __deepcopy__(self, memo: dict) -> CfgNode:
         return CfgNode({k: copy.deepcopy(v, memo) for k, v in self.items()})
 
-    def __reduce__(self):  # picklable for DataLoader workers and multiprocessing spawn
-        return (CfgNode, (self.to_dict(),))
+    def __reduce__(self):  # picklable for DataLoader workers and multiprocessing spawn; stays frozen
+        return (_rebuild_cfg, (self.to_dict(), self.is_frozen()))
 
     # -- freezing ---------------------------------------------------------
     def freeze(self) -> CfgNode:
@@ -184,6 +256,11 @@ class CfgNode(dict):
         return root
 
 
+def _rebuild_cfg(values: dict, frozen: bool) -> CfgNode:
+    cfg = CfgNode(values)
+    return cfg.freeze() if frozen else cfg
+
+
 def _unknown_key_message(root: CfgNode, full_key: str, source: str) -> str:
     valid = root.leaf_keys()
     groups = sorted({k.rsplit(".", 1)[0] for k in valid if "." in k})
@@ -200,25 +277,46 @@ def _unknown_key_message(root: CfgNode, full_key: str, source: str) -> str:
 
 
 def _check_type(full_key: str, old: Any, value: Any, source: str) -> Any:
-    if old is None or value is None:
+    if old is None:
         return value
     old_t, new_t = type(old), type(value)
-    if old_t is new_t:
-        return list(value) if old_t is tuple else value
+    if old_t is new_t and old_t not in (list, tuple):
+        return value
     if old_t is float and new_t is int:  # ``BASE_LR: 1`` means 1.0; bool is not an int here
         return float(value)
     if old_t in (list, tuple) and new_t in (list, tuple):
-        return list(value)
+        return _check_elements(full_key, old, list(value), source)
     raise ConfigTypeError(
         f"{full_key} in {source} expects {old_t.__name__} (default {old!r}), got {new_t.__name__} {value!r}"
+        + ("; an empty YAML value is null: write the value, or remove the key" if value is None else "")
     )
+
+
+def _check_elements(full_key: str, old: list | tuple, value: list, source: str) -> list:
+    """Items of a list whose default's items all have one type must have that type (int -> float ok)."""
+    item_types = {type(item) for item in old}
+    if len(item_types) != 1:
+        return value  # empty or mixed defaults say nothing about the items
+    (item_t,) = item_types
+    checked = []
+    for position, item in enumerate(value):
+        if type(item) is item_t:
+            checked.append(item)
+        elif item_t is float and type(item) is int:
+            checked.append(float(item))
+        else:
+            raise ConfigTypeError(
+                f"{full_key} in {source} expects a list of {item_t.__name__} (default {list(old)!r}), "
+                f"got {type(item).__name__} {item!r} at position {position}"
+            )
+    return checked
 
 
 def _parse_literal(raw: Any) -> Any:
     if not isinstance(raw, str):
         return raw
     try:
-        return yaml.safe_load(raw)
+        return parse_yaml(raw)
     except yaml.YAMLError:
         return raw
 
@@ -233,7 +331,7 @@ def load_yaml_with_base(path: str | os.PathLike, _seen: tuple[str, ...] = ()) ->
         raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
         try:
-            data = yaml.safe_load(f) or {}
+            data = parse_yaml(f) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"cannot parse YAML config {path}: {e}") from e
     if not isinstance(data, dict):

@@ -142,3 +142,62 @@ def test_resolved_config_round_trips(tmp_path):
     reread = setup_cfg(path)
     assert reread == cfg
     assert yaml.safe_load(open(path))["SOLVER"]["STEPS"] == [3, 4]
+
+
+def test_exponent_floats_in_files_and_overrides(tmp_path):
+    # YAML 1.1 (PyYAML's default) reads 1e-3 as a string; configs are written as YAML 1.2 reads them
+    path = write(tmp_path / "lr.yaml", "SOLVER:\n  BASE_LR: 3.5e-4\n  WEIGHT_DECAY: 5e-4\n")
+    cfg = setup_cfg(str(path), ["SOLVER.MOMENTUM", "9e-1", "INPUT.PIXEL_MEAN", "[4.85e-1, 0.456, 406e-3]"])
+    assert cfg.SOLVER.BASE_LR == pytest.approx(3.5e-4) and isinstance(cfg.SOLVER.BASE_LR, float)
+    assert cfg.SOLVER.WEIGHT_DECAY == pytest.approx(5e-4)
+    assert cfg.SOLVER.MOMENTUM == pytest.approx(0.9)
+    assert cfg.INPUT.PIXEL_MEAN == pytest.approx([0.485, 0.456, 0.406])
+    assert setup_cfg(None, ["SEED", "7"]).SEED == 7  # ints stay ints
+
+
+def test_null_values_and_wrong_list_items_are_type_errors(tmp_path):
+    empty = write(tmp_path / "empty_value.yaml", "SOLVER:\n  MAX_EPOCHS:\n")
+    with pytest.raises(ConfigTypeError, match=r"SOLVER.MAX_EPOCHS .*expects int.*NoneType.*empty YAML value"):
+        setup_cfg(str(empty))
+    with pytest.raises(ConfigTypeError, match="SOLVER.MAX_EPOCHS"):
+        setup_cfg(None, ["SOLVER.MAX_EPOCHS", "~"])
+    with pytest.raises(ConfigTypeError, match=r"SOLVER.STEPS .*list of int.*str 'x' at position 1"):
+        setup_cfg(None, ["SOLVER.STEPS", "[30, x]"])
+    assert setup_cfg(None, ["INPUT.PIXEL_MEAN", "[1, 2, 3]"]).INPUT.PIXEL_MEAN == [1.0, 2.0, 3.0]
+
+
+def test_a_key_repeated_in_a_file_is_an_error(tmp_path):
+    path = write(
+        tmp_path / "dup.yaml",
+        """\
+        SOLVER:
+          BASE_LR: 0.001
+        SEED: 1
+        SOLVER:
+          MAX_EPOCHS: 5
+        """,
+    )
+    with pytest.raises(ConfigError, match=r"'SOLVER' appears twice .*first 1, again 4"):
+        setup_cfg(str(path))
+
+
+def test_frozen_config_refuses_every_dict_mutator_and_stays_frozen_when_pickled():
+    import pickle
+
+    cfg = setup_cfg(None, [])
+    for mutate in (
+        lambda: cfg.SOLVER.update({"BASE_LR": "oops"}),
+        lambda: cfg.__delitem__("SEED"),
+        lambda: cfg.MODEL.pop("DEVICE"),
+        lambda: cfg.popitem(),
+        lambda: cfg.setdefault("NEW", 1),
+        lambda: cfg.SOLVER.clear(),
+    ):
+        with pytest.raises(AttributeError, match="frozen"):
+            mutate()
+    assert cfg.SOLVER.BASE_LR == get_cfg().SOLVER.BASE_LR and "SEED" in cfg and "NEW" not in cfg
+    copy = pickle.loads(pickle.dumps(cfg))
+    assert copy == cfg and copy.is_frozen() and copy.MODEL.is_frozen()
+    with pytest.raises(AttributeError, match="frozen"):
+        copy.SEED = 3
+    assert not pickle.loads(pickle.dumps(get_cfg())).is_frozen()
