@@ -6,9 +6,16 @@ Every metric is written as ``distance(q, g) = q' . g + bias_g + offset_q`` with 
 - ``euclidean``: ``q' = -2 q``, ``bias_g = |g|^2``, offset ``|q|^2`` -> ``|q - g|^2``, the squared distance
   torchreid's ``compute_distance_matrix(..., "euclidean")`` returns (same ordering as the true distance).
 
-Ranking only needs the *key* ``q' . g + bias_g``: the per-query offset does not change the order, and
-dropping it saves a pass over each block. Scaling a query by -1 or -2 is exact in floating point, so the
-key of ``cosine`` is bit for bit ``-(normalize(q) . normalize(g))``.
+Ranking only needs the *key* ``q' . g + bias_g``: in exact arithmetic the per-query offset does not change
+the order, and dropping it saves a pass over each block. (In float32, adding the offset can round two
+nearly equal keys to the same distance; ranking on the keys keeps such a pair in the order of their
+unrounded values.) Scaling a query by -1 or -2 is exact in floating point, so the key of ``cosine`` is bit
+for bit ``-(normalize(q) . normalize(g))``.
+
+Gallery rows that are byte-for-byte duplicates get bit-identical keys: a BLAS product may round the same
+dot product differently depending on where a column falls in the block, which would break the "ties in
+gallery order" rule (and make results depend on the block size), so each duplicate column is overwritten
+with its first twin's.
 """
 
 from __future__ import annotations
@@ -79,6 +86,8 @@ class PairwiseDistance:
         self.gallery = gallery
         self.gallery_bias = gallery_bias
         self.query_offsets = query_offsets
+        self._first_twin = _first_twins(gallery)
+        self._twins_of_columns: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def num_queries(self) -> int:
@@ -96,7 +105,25 @@ class PairwiseDistance:
         keys = np.matmul(self.queries[rows], gallery.T, out=out)
         if self.gallery_bias is not None:
             keys += self.gallery_bias[columns]
+        if self._first_twin is not None:
+            twins, firsts = self._twins_within(columns)
+            if len(twins):
+                keys[:, twins] = keys[:, firsts]
         return keys
+
+    def _twins_within(self, columns: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Local indices of the duplicate columns of a gallery slice and of their first twin in it."""
+        start, stop, step = columns.indices(self.num_gallery)
+        if step != 1:
+            raise ValueError("gallery columns must be a contiguous slice")
+        cached = self._twins_of_columns.get((start, stop))
+        if cached is None:
+            groups = self._first_twin[start:stop]
+            _, first_in_slice, inverse = np.unique(groups, return_index=True, return_inverse=True)
+            firsts = first_in_slice[inverse]
+            twins = np.flatnonzero(firsts != np.arange(stop - start))
+            cached = self._twins_of_columns[(start, stop)] = (twins, firsts[twins])
+        return cached
 
     def distances(
         self, rows: slice | np.ndarray, columns: slice = slice(None), out: np.ndarray | None = None
@@ -121,6 +148,20 @@ class PairwiseDistance:
             out += self.gallery_bias[columns]
         out += self.query_offsets[rows]
         return out
+
+
+def _first_twins(matrix: np.ndarray) -> np.ndarray | None:
+    """For each row the index of the first row equal to it byte for byte, or ``None`` if all differ."""
+    hashes = np.fromiter((hash(row.tobytes()) for row in matrix), dtype=np.int64, count=len(matrix))
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    candidates = np.flatnonzero(counts[inverse] > 1)
+    if not len(candidates):
+        return None
+    first = np.arange(len(matrix))
+    seen: dict[bytes, int] = {}
+    for row in candidates:  # ascending, so the first occurrence wins; equal hashes are compared exactly
+        first[row] = seen.setdefault(matrix[row].tobytes(), int(row))
+    return first if (first != np.arange(len(matrix))).any() else None
 
 
 def cosine_distance(query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:

@@ -101,6 +101,25 @@ def test_ties_are_broken_by_gallery_index(metric, seed):
         assert ours["num_valid_queries"] == reference["num_valid_queries"]
 
 
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_duplicate_gallery_rows_tie_whatever_the_block_size(metric):
+    # Real-valued features: a BLAS block product may round the same dot product differently in different
+    # columns, so exact duplicates must be made to tie; the later twin is the true match, so the rule
+    # "ties in gallery order" puts a wrong item first.
+    rng = np.random.default_rng(0)
+    dim, num_q, num_g = 128, 64, 300
+    x = rng.standard_normal(dim).astype(np.float32)
+    qf = (x + 0.5 * rng.standard_normal((num_q, dim))).astype(np.float32)
+    gf = (-3 * (x + rng.standard_normal((num_g, dim)))).astype(np.float32)
+    gf[5] = gf[150] = gf[299] = x
+    g_pids = np.arange(100, 100 + num_g)
+    g_pids[150] = 2
+    args = (qf, gf, np.full(num_q, 2), g_pids, np.zeros(num_q, int), np.ones(num_g, int))
+    for budget in (512, 0.001, 1e-6):
+        ours = evaluate(*args, metric=metric, max_memory_mb=budget)
+        assert ours["mAP"] == 0.5 and ours["cmc"][0] == 0.0 and ours["cmc"][1] == 1.0  # always rank 2
+
+
 def test_single_match_targets_map_equals_minp_equals_mean_reciprocal_rank():
     # VIPeR-like: each query has exactly one true match (its own id from the other camera).
     rng = np.random.default_rng(0)
