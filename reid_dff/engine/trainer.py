@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import ConfigError, save_cfg
 from ..modeling.losses import build_losses
+from ..modeling.pretrained import read_state_dict
 from ..utils import git_revision, seed_everything, setup_logger
 from .checkpoint import (
     CheckpointError,
@@ -95,7 +96,10 @@ class Trainer:
         self.train_loader = self.build_train_loader(self.train_set)
         check_resumable_loader(self.train_loader)
 
-        model = self.build_model(self.num_classes).to(self.device)
+        model = self.build_model(self.num_classes)
+        if cfg.MODEL.WEIGHTS and not resume:
+            self.init_from_weights(model, cfg.MODEL.WEIGHTS)
+        model = model.to(self.device)
         if cfg.SOLVER.SYNC_BN and self.world_size > 1:
             if self.device.type != "cuda":
                 raise ConfigError(
@@ -106,7 +110,10 @@ class Trainer:
         self.model = model
         if self.world_size > 1:
             self.model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                # Without the ID loss the BNNeck and classifier get no gradient, which DDP must be told.
+                find_unused_parameters="cross_entropy" not in cfg.MODEL.LOSSES.NAMES,
             )
         self.criterion = build_losses(cfg)
         self.optimizer = build_optimizer(cfg, model)
@@ -194,6 +201,21 @@ class Trainer:
             "git_revision": git_revision(),
             "best_metric": self.best_metric,
         }
+
+    def init_from_weights(self, model: nn.Module, path: str) -> None:
+        """Fine-tuning: start from a reid-dff checkpoint's weights (``MODEL.WEIGHTS``; not with --resume,
+        which restores ``last.pth``). Every key and shape must match, except the ID classifier when the
+        checkpoint was trained on another number of identities: then it starts fresh."""
+        weights = read_state_dict(load_checkpoint(path), what="reid-dff checkpoint (MODEL.WEIGHTS)")
+        classifier = weights.get("classifier.weight")
+        other_ids = classifier is None or classifier.shape[0] != self.num_classes
+        report = load_model_weights(model, weights, ignore_classifier=other_ids)
+        self.logger.info(
+            "initialized from MODEL.WEIGHTS %s: %d tensors loaded%s",
+            path,
+            len(report.loaded),
+            f", classifier new ({len(report.new)} tensors: other identities)" if report.new else "",
+        )
 
     def resume_from(self, path: str) -> None:
         """Restore model, optimizer, schedule, sampler, RNG and counters from a training checkpoint."""

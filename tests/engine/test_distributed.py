@@ -72,3 +72,14 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path):
     state = load_checkpoint(tmp_path / "run" / "last.pth")
     assert [s["rank"] for s in state["sampler_per_rank"]] == [0, 1]
     assert all(s["step"] == 8 for s in state["sampler_per_rank"])
+
+
+def test_ddp_trains_with_the_triplet_loss_alone(tmp_path):
+    # Without cross-entropy the BNNeck and classifier get no gradient; DDP must not wait for them.
+    cfg = tiny_run_cfg(tmp_path / "data", tmp_path / "run", IMS_PER_BATCH=16, MAX_EPOCHS=1, ITERS_PER_EPOCH=3)
+    cfg.MODEL.LOSSES.NAMES = ["triplet"]
+    ensure_synthetic(cfg)
+    cfg.freeze()
+    mp.spawn(worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert len(json.load(open(tmp_path / f"losses_rank{rank}.json"))) == 3

@@ -56,3 +56,34 @@ def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(data_root, tm
         results["checkpoint"]["path"].endswith("last.pth") and results["config"]["SOLVER"]["MAX_EPOCHS"] == 2
     )
     assert (tmp_path / "split" / "best.pth").is_file()
+
+
+def test_model_weights_start_a_new_run_from_a_checkpoint(data_root, tmp_path):
+    import torch
+
+    from reid_dff.engine.checkpoint import CheckpointError
+
+    first = run_cfg(data_root, tmp_path / "first", 0)
+    first.SOLVER.MAX_EPOCHS = 1
+    Trainer(first.freeze()).train()
+    trained = load_checkpoint(tmp_path / "first" / "last.pth")["model"]
+
+    # same identities: every tensor, the classifier included, starts from the checkpoint
+    same = run_cfg(data_root, tmp_path / "same", 0)
+    same.MODEL.WEIGHTS = str(tmp_path / "first" / "last.pth")
+    state = Trainer(same.freeze()).model.state_dict()
+    assert state.keys() == trained.keys()
+    assert all(torch.equal(state[k], trained[k]) for k in trained)
+
+    # other identities (two sources): all but the ID classifier, which starts fresh
+    other = run_cfg(data_root, tmp_path / "other", 0)
+    other.DATASETS.SOURCES = ["synthetic:0", "synthetic:1"]
+    other.MODEL.WEIGHTS = str(tmp_path / "first" / "last.pth")
+    state = Trainer(other.freeze()).model.state_dict()
+    assert state["classifier.weight"].shape[0] != trained["classifier.weight"].shape[0]
+    assert all(torch.equal(state[k], trained[k]) for k in trained if not k.startswith("classifier."))
+
+    missing = run_cfg(data_root, tmp_path / "missing", 0)
+    missing.MODEL.WEIGHTS = str(tmp_path / "nowhere.pth")
+    with pytest.raises(CheckpointError, match="nowhere.pth"):
+        Trainer(missing.freeze())
