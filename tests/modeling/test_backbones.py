@@ -42,6 +42,8 @@ def test_unknown_backbone_lists_names(make_cfg):
         ("FILTER", "fre", "MODEL.DFF.FILTER is 'fre'; expected one of: none, ins_channel"),
         ("RATIO", 0.0, "MODEL.DFF.RATIO must be in"),
         ("RATIO", 1.0, "MODEL.DFF.RATIO must be in"),
+        ("RATIO", 0.01, r"MODEL.DFF.RATIO 0.01 leaves 0 global .*at least 0.03125"),
+        ("RATIO", 0.02, r"MODEL.DFF.RATIO 0.02 leaves 1 global .*at least 0.03125"),
         ("MASK_KERNEL", 4, "MODEL.DFF.MASK_KERNEL must be a positive odd"),
     ],
 )
@@ -50,6 +52,14 @@ def test_bad_dff_config_names_the_key(make_cfg, key, value, message):
     cfg.MODEL.DFF[key] = value
     with pytest.raises(ConfigError, match=message):
         build_backbone(cfg)
+
+
+def test_smallest_workable_ratio_builds_and_runs(make_cfg):
+    import torch
+
+    cfg = make_cfg("dff_resnet18", "ins_spatial")
+    cfg.MODEL.DFF.RATIO = 2 / 64
+    build_backbone(cfg)(torch.randn(2, 3, 64, 32)).sum().backward()
 
 
 def test_bad_last_stride(make_cfg):
