@@ -66,11 +66,9 @@ def query_features(args, index):
                 "--config-file if the checkpoint holds no config)"
             )
         extractor = FeatureExtractor(checkpoint, device=args.device, opts=args.opts)
+    # The extractor returns raw embeddings and the index applies its own metric (see search_features).
     index.check_compatible(
-        dim=extractor.dim,
-        normalized=extractor.normalized,
-        model_name=extractor.model_name,
-        checkpoint_sha256=extractor.checkpoint_sha256,
+        dim=extractor.dim, model_name=extractor.model_name, checkpoint_sha256=extractor.checkpoint_sha256
     )
     return extractor.extract_images(collect_images(args.query))
 

@@ -113,9 +113,11 @@ def search_features(
     the query's camera); it needs pids/camids on both sides. With it, the report also holds
     ``cmc`` (ranks 1..k, ``{"1": ..., "5": ...}``) and ``num_valid_queries``.
     """
+    # No normalization check: features files hold raw embeddings, which the index normalizes (or not) by
+    # its own metric, so an index built with another --metric than the queries' TEST.METRIC is searched
+    # with the index's metric.
     index.check_compatible(
         dim=queries.feats.shape[1],
-        normalized=queries.metric == "cosine",
         model_name=queries.model_name or None,
         checkpoint_sha256=queries.checkpoint_sha256 or None,
     )

@@ -152,12 +152,37 @@ def test_search_refuses_another_model(unseen_domain, tmp_path):
     other = load_features_like(query, tmp_path, checkpoint_sha256="0" * 64)
     with pytest.raises(IndexCompatibilityError, match="checkpoint SHA-256"):
         search_features(index, other, topk=3)
-    other = load_features_like(query, tmp_path, metric="euclidean")
-    with pytest.raises(IndexCompatibilityError, match="normalization"):
-        search_features(index, other, topk=3)
     other = load_features_like(query, tmp_path, model_name="resnet50")
     with pytest.raises(IndexCompatibilityError, match="model"):
         search_features(index, other, topk=3)
+
+
+def test_an_index_built_with_another_metric_is_searched_with_its_own(unseen_domain, tmp_path, capsys):
+    # Features files hold raw embeddings: the index's metric decides, whatever the queries' TEST.METRIC.
+    _, query, gallery, _ = unseen_domain
+    save_features(tmp_path / "gallery.npz", gallery)
+    save_features(tmp_path / "query.npz", query)
+    load_tool("build_index").main(
+        [
+            "--features",
+            str(tmp_path / "gallery.npz"),
+            "--index",
+            str(tmp_path / "idx"),
+            "--metric",
+            "euclidean",
+        ]
+    )
+    index = GalleryIndex.load(tmp_path / "idx")
+    assert query.metric == "cosine" and index.meta.metric == "euclidean"
+    report = search_features(index, load_features(tmp_path / "query.npz"), topk=3)
+    first = report["queries"][0]["results"]
+    expected = ((query.feats[0] - gallery.feats) ** 2).sum(axis=1)
+    assert [r["distance"] for r in first] == pytest.approx(np.sort(expected)[:3], rel=1e-4)
+    load_tool("search").main(
+        ["--index", str(tmp_path / "idx"), "--query-features", str(tmp_path / "query.npz"), "--topk", "3"]
+    )
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["queries"][0]["results"][0]["distance"] == pytest.approx(first[0]["distance"])
 
 
 def load_features_like(features, tmp_path, **changes):
