@@ -15,9 +15,15 @@ import sys
 import torch
 
 from reid_dff.config import ConfigError, save_cfg, setup_cfg
-from reid_dff.data import DatasetLayoutError, DatasetOptionError
-from reid_dff.evaluation import attach_run_info, evaluate_targets, format_markdown, write_results
-from reid_dff.modeling import WeightsError, build_model, load_model_weights
+from reid_dff.evaluation import (
+    NoValidQueryError,
+    attach_run_info,
+    evaluate_targets,
+    format_markdown,
+    write_results,
+)
+from reid_dff.inference.cli import USER_ERRORS
+from reid_dff.modeling import build_model, load_model_weights
 from reid_dff.utils import resolve_device, setup_logger
 
 
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         model.to(device)
         with torch.no_grad():
             report = evaluate_targets(cfg, model, device)
-    except (ConfigError, WeightsError, FileNotFoundError, DatasetLayoutError, DatasetOptionError) as e:
+    except (*USER_ERRORS, NoValidQueryError) as e:
         # Problems with the user's config, checkpoint or data get one clear line instead of a traceback.
         print(f"eval.py: error: {e}", file=sys.stderr)
         sys.exit(1)

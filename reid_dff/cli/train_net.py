@@ -11,7 +11,10 @@ import argparse
 import sys
 
 from reid_dff.config import ConfigError, setup_cfg
-from reid_dff.engine import TASK_RUNNERS, CheckpointError, NonFiniteLossError, launch
+from reid_dff.data.samplers import SamplerStateError
+from reid_dff.engine import TASK_RUNNERS, NonFiniteLossError, launch
+from reid_dff.evaluation import NoValidQueryError
+from reid_dff.inference.cli import exit_on_user_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,14 +45,11 @@ def run(cfg, args):
 def main(argv: list[str] | None = None) -> int:
     """Train (or ``--eval-only`` evaluate) from the command line; 0 on success, exits 1 on a user error."""
     args = parse_args(argv)
-    try:
+    # Problems with the user's config, files, data or run get one clear line instead of a traceback.
+    with exit_on_user_error("train_net.py", extra=(NonFiniteLossError, SamplerStateError, NoValidQueryError)):
         cfg = setup_cfg(args.config_file, args.opts)
         # The report is in OUTPUT_DIR/results.json; a shell (and console_scripts) needs an exit status.
         launch(run, cfg, args)
-    except (ConfigError, CheckpointError, NonFiniteLossError) as e:
-        # Problems with the user's config, files or run get one clear line instead of a traceback.
-        print(f"train_net.py: error: {e}", file=sys.stderr)
-        sys.exit(1)
     return 0
 
 

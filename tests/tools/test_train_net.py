@@ -104,6 +104,19 @@ def test_user_errors_exit_with_one_clear_line(tmp_path, capsys, extra, message):
     assert re.search(message, err), err
 
 
+def test_fine_tuning_from_a_checkpoint_of_another_model_is_one_clear_line(tmp_path, capsys):
+    import torch
+
+    config, _ = tiny_config_file(tmp_path)
+    weights = tmp_path / "other.pth"
+    torch.save({"model": {"backbone.conv1.weight": torch.zeros(1, 1, 1, 1)}}, weights)
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(["--config-file", str(config), "MODEL.WEIGHTS", str(weights)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("train_net.py: error: ") and "does not match the model" in err, err
+
+
 def test_the_task_picks_the_trainer_and_the_eval_only_function(monkeypatch):
     from reid_dff.engine import TASK_RUNNERS, ClassificationTrainer, Trainer
 
