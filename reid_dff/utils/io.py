@@ -35,7 +35,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
+    # Linux reports it without changing it; os.umask can only be read by setting it, which for a moment
+    # would give files created by other threads (loggers, TensorBoard) the wrong mode.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)  # elsewhere: the only portable way
     os.umask(mask)
     return mask
 
