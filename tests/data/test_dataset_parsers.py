@@ -305,6 +305,11 @@ def test_ilids_matches_torchreid_when_fed_its_split(tmp_path):
     split_file.write_text(format_split_document(doc))
     mine = ours("ilids", tmp_path, split_id=0, split_file=str(split_file))
     assert_same(mine, ref)
+    # a listed image of a train id would leak training identities into the test
+    doc["splits"][0]["gallery_images"][0] = next(n for n in split["train"])
+    split_file.write_text(format_split_document(doc))
+    with pytest.raises(DatasetLayoutError, match="not among that split's test_ids"):
+        build_dataset("ilids", str(tmp_path), split_id=0, split_file=str(split_file))
 
 
 def test_ilids_packaged_split_picks_two_different_images_per_test_id(tmp_path):

@@ -78,7 +78,37 @@ def test_bad_split_files_are_specific_errors(tmp_path):
         ),
         "types": (
             json.dumps({"dataset": "viper", "splits": [{"train_ids": ["a"], "test_ids": []}]}),
-            "integer lists",
+            "lists of non-negative integers",
+        ),
+        # a negative pair index would silently take cam_a[-1]
+        "negative": (
+            json.dumps({"dataset": "viper", "splits": [{"train_ids": [1], "test_ids": [-1, 2]}]}),
+            "lists of non-negative integers",
+        ),
+        "one image list": (
+            json.dumps(
+                {
+                    "dataset": "viper",
+                    "splits": [{"train_ids": [1], "test_ids": [2], "query_images": ["a.bmp"]}],
+                }
+            ),
+            'only one of "query_images" and "gallery_images"',
+        ),
+        "image outside the folder": (
+            json.dumps(
+                {
+                    "dataset": "viper",
+                    "splits": [
+                        {
+                            "train_ids": [1],
+                            "test_ids": [2],
+                            "query_images": ["../../secret.jpg"],
+                            "gallery_images": ["a.bmp"],
+                        }
+                    ],
+                }
+            ),
+            r"query_images must be a list of file names .*no '\.\.'",
         ),
     }
     for label, (text, message) in cases.items():

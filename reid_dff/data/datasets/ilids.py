@@ -61,9 +61,15 @@ class ILIDS(ProtocolSplitDataset):
         if "query_images" in split:
             self.query = [sample(os.path.join(persons_dir, n)) for n in split["query_images"]]
             self.gallery = [sample(os.path.join(persons_dir, n)) for n in split["gallery_images"]]
+            test_ids = set(split["test_ids"])
             for s in self.query + self.gallery:
                 if not os.path.isfile(s.path):
                     raise DatasetLayoutError(f"ilids: {s.path} listed by {self.split_file} does not exist")
+                if s.pid not in test_ids:
+                    raise DatasetLayoutError(
+                        f"ilids: {os.path.basename(s.path)} listed by {self.split_file} (split {self.split_id}) "
+                        f"shows person {s.pid:04d}, which is not among that split's test_ids"
+                    )
             return
         for pid, choice in zip(split["test_ids"], split["image_choice"]):
             paths = by_pid[pid]

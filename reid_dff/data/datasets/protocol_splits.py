@@ -151,15 +151,35 @@ def load_split_file(path: str, name: str) -> list[dict[str, Any]]:
         if not (
             isinstance(train, list)
             and isinstance(test, list)
-            and all(isinstance(x, int) for x in train + test)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in train + test)
         ):
-            raise SplitFileError(f'{path}: splits[{i}] needs integer lists "train_ids" and "test_ids"')
+            raise SplitFileError(
+                f'{path}: splits[{i}] needs lists of non-negative integers "train_ids" and "test_ids"'
+            )
         if set(train) & set(test):
             raise SplitFileError(f"{path}: splits[{i}] has ids in both train_ids and test_ids")
         choice = split.get("image_choice")
         if choice is not None and (len(choice) != len(test) or any(len(c) != 2 for c in choice)):
             raise SplitFileError(f"{path}: splits[{i}].image_choice needs one [a, b] pair per test id")
+        _check_image_lists(split, f"{path}: splits[{i}]")
     return doc["splits"]
+
+
+def _check_image_lists(split: dict[str, Any], where: str) -> None:
+    """Explicit ``query_images`` / ``gallery_images``: both or neither, plain file names (no folders)."""
+    lists = [split.get("query_images"), split.get("gallery_images")]
+    if lists == [None, None]:
+        return
+    if None in lists:
+        raise SplitFileError(f'{where} has only one of "query_images" and "gallery_images"; give both')
+    for key, names in zip(("query_images", "gallery_images"), lists):
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and n not in ("", ".", "..") and os.path.basename(n) == n for n in names
+        ):
+            raise SplitFileError(
+                f"{where}.{key} must be a list of file names inside the dataset's image folder "
+                "(no folders, no '..')"
+            )
 
 
 def select_split(path: str, name: str, split_id: int) -> dict[str, Any]:
