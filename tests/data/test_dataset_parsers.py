@@ -168,6 +168,9 @@ def test_cuhk03_reuses_cache_and_never_writes_root(tmp_path):
     second = ours("cuhk03", root, cache_dir=str(cache))
     assert manifest.stat().st_mtime_ns == stamp  # second load reads the manifest, extracts nothing
     assert first.train == second.train
+    os.unlink(first.train[0].path)  # a cache missing an image is extracted again
+    third = ours("cuhk03", root, cache_dir=str(cache))
+    assert os.path.isfile(first.train[0].path) and third.train == first.train
     assert json.loads(manifest.read_text())["boxes"] == "detected"
     with pytest.raises(DatasetOptionError, match="inside the data root"):
         build_dataset("cuhk03", str(root), cache_dir=str(root / "cache"))

@@ -100,7 +100,10 @@ def extract_cuhk03_images(mat_path: str, boxes: str, out_dir: str) -> list[tuple
         with open(manifest_path, encoding="utf-8") as f:
             manifest = json.load(f)
         if all(manifest.get(k) == v for k, v in fingerprint.items()):
-            return [(int(c), int(p), list(names)) for c, p, names in manifest["persons"]]
+            persons = [(int(c), int(p), list(names)) for c, p, names in manifest["persons"]]
+            # A cache whose images were deleted since is extracted again, not trusted.
+            if all(os.path.isfile(os.path.join(out_dir, n)) for _, _, names in persons for n in names):
+                return persons
     persons = []
     with h5py.File(mat_path, "r") as mat:
         if boxes not in mat:
@@ -137,7 +140,8 @@ class CUHK03(ReIDDataset):
     """CUHK03, new protocol (Zhong et al., CVPR 2017) by default: 767 train / 700 test ids, detected boxes.
 
     ``boxes`` "detected" | "labeled"; ``classic_split=True`` uses the 20 classic splits of ``testsets``
-    (``split_id`` 0-19, query = gallery = the 100 test ids, evaluated with single-gallery-shot CMC).
+    (``split_id`` 0-19, query = gallery = the 100 test ids; evaluated like every target, same-view gallery
+    images removed per query, as torchreid does by default, not with its optional single-gallery-shot CMC).
     Images are extracted from ``cuhk-03.mat`` once into ``cache_dir/<boxes>/`` (the data root is never
     written), unless torchreid has already extracted them into ``<root>/cuhk03/images_<boxes>/`` and
     ``torchreid_images`` is true: then they are read from there (``self.image_source`` says which) and
