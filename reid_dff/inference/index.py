@@ -658,8 +658,40 @@ def _parse_meta(raw: Any, meta_path: str) -> IndexMetadata:
         raise IndexFormatError(
             f"{meta_path}: unknown metric {raw['metric']!r} or index type {raw['index_type']!r}"
         )
-    if set(raw["files"]) != {INDEX_FILE, ITEMS_FILE}:
-        raise IndexFormatError(f"{meta_path}: 'files' must describe {INDEX_FILE} and {ITEMS_FILE}")
+    files = raw["files"]
+    if not (
+        isinstance(files, dict)
+        and set(files) == {INDEX_FILE, ITEMS_FILE}
+        and all(
+            isinstance(entry, dict)
+            and type(entry.get("bytes")) is int
+            and isinstance(entry.get("sha256"), str)
+            for entry in files.values()
+        )
+    ):
+        raise IndexFormatError(
+            f"{meta_path}: 'files' must give the bytes and sha256 of {INDEX_FILE} and {ITEMS_FILE}"
+        )
+    params, model = raw["params"], raw["model"]
+    if not (
+        isinstance(params, dict)
+        and set(params) <= set(INDEX_TYPES[raw["index_type"]].params)
+        and all(type(v) is int for v in params.values())
+    ):
+        raise IndexFormatError(
+            f"{meta_path}: 'params' must map {raw['index_type']} parameters "
+            f"({', '.join(INDEX_TYPES[raw['index_type']].params) or 'none'}) to integers, got {params!r}"
+        )
+    if not (
+        isinstance(model, dict)
+        and all(isinstance(model.get(k, ""), str) for k in ("name", "checkpoint_sha256", "checkpoint_path"))
+        and isinstance(raw["root"], str)
+        and type(raw["dim"]) is int
+        and type(raw["num_items"]) is int
+    ):
+        raise IndexFormatError(
+            f"{meta_path}: 'model' must be an object of strings, 'root' a string, 'dim' and 'num_items' integers"
+        )
     meta = IndexMetadata(
         dim=int(raw["dim"]),
         metric=raw["metric"],

@@ -228,6 +228,17 @@ def test_load_refuses_wrong_version_and_corrupt_meta(tmp_path):
     (directory / META_FILE).write_text("{not json")
     with pytest.raises(IndexFormatError, match="cannot read"):
         GalleryIndex.load(directory)
+    # hand-edited descriptions are format errors naming the field, not TypeErrors from deep inside
+    for change, field in (
+        ({"params": {"nprobe": "x"}}, "'params'"),
+        ({"params": {"bogus": 3}}, "'params'"),
+        ({"files": {INDEX_FILE: 1, ITEMS_FILE: 2}}, "'files'"),
+        ({"model": "resnet"}, "'model'"),
+        ({"dim": "512"}, "'dim'"),
+    ):
+        (directory / META_FILE).write_text(json.dumps({**meta, **change}))
+        with pytest.raises(IndexFormatError, match=field):
+            GalleryIndex.load(directory)
 
 
 def test_load_refuses_pickled_items(tmp_path):
