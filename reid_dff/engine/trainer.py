@@ -245,6 +245,12 @@ class Trainer:
         self.train_loader.load_state_dict(per_rank[self.rank])
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.best_metric = float(state["best_metric"])
+        # With CHECKPOINT_PERIOD > EVAL_PERIOD, best.pth can be newer (and better) than last.pth: a
+        # repeated epoch must beat that, not last.pth's stale record, to replace it.
+        best_path = os.path.join(self.output_dir, BEST_CHECKPOINT)
+        if os.path.isfile(best_path):
+            best_state = load_checkpoint(best_path)
+            self.best_metric = max(self.best_metric, float(best_state.get("best_metric", -math.inf)))
         restore_rng_state(state["rng"])
         if self.rank:
             # The file holds rank 0's RNG; other ranks need their own (deterministic) augmentation streams.

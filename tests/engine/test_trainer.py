@@ -200,6 +200,31 @@ def test_best_checkpoint_follows_the_best_target_map(tmp_path, monkeypatch):
     assert (last["epoch"], last["best_metric"]) == (3, 0.3)
 
 
+def test_resume_keeps_a_best_checkpoint_newer_than_last(tmp_path, monkeypatch):
+    # CHECKPOINT_PERIOD 2, EVAL_PERIOD 1: epoch 3 writes best.pth (0.5) but not last.pth (epoch 2), and
+    # the run stops there. Epoch 3 runs again after --resume; its evaluation (0.4 here: on a GPU it need not
+    # repeat) beats last.pth's record (0.3) but not best.pth's, which must stay.
+    class StopAfterBestOfEpochThree(StandInTrainer):
+        def save(self, name):
+            path = super().save(name)
+            if name == "best.pth" and self.epoch == 3:
+                raise Interrupted
+            return path
+
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=4, CHECKPOINT_PERIOD=2)
+    cfg.TEST.EVAL_PERIOD = 1
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.3, 0.2, 0.5])
+    with pytest.raises(Interrupted):
+        StopAfterBestOfEpochThree(cfg).train()
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["best_metric"] == 0.3
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.4, 0.45])
+    resumed = StandInTrainer(cfg, resume=True)
+    assert resumed.best_metric == 0.5
+    resumed.train()
+    best = load_checkpoint(tmp_path / "run" / "best.pth")
+    assert (best["epoch"], best["best_metric"]) == (3, 0.5)
+
+
 def test_non_finite_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_path):
     class PoisonAtIteration5(StandInTrainer):
         def build_model(self, num_classes):
