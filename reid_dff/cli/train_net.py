@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.resume and args.eval_only:
         parser.error("--resume and --eval-only exclude each other")
+    misplaced = [item for item in args.opts if item in ("--resume", "--eval-only", "--config-file")]
+    if misplaced:
+        parser.error(
+            f"{misplaced[0]} must come before the KEY VALUE overrides (everything after them is read as overrides)"
+        )
     return args
 
 

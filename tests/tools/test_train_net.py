@@ -147,6 +147,13 @@ def test_resume_and_eval_only_exclude_each_other(tmp_path):
         load_tool().parse_args(["--config-file", "x.yaml", "--resume", "--eval-only"])
 
 
+def test_a_flag_after_the_overrides_is_named(capsys):
+    with pytest.raises(SystemExit):
+        load_tool().parse_args(["--config-file", "x.yaml", "OUTPUT_DIR", "out", "--resume"])
+    assert "--resume must come before the KEY VALUE overrides" in capsys.readouterr().err
+    assert load_tool().parse_args(["--config-file", "x.yaml", "--resume", "OUTPUT_DIR", "out"]).resume
+
+
 CONFIGS = sorted(
     p for p in glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recursive=True) if os.path.isfile(p)
 )
