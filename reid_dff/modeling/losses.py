@@ -147,6 +147,12 @@ class ReIDLosses(nn.Module):
                     f"loss {name!r} needs the model output {term.output_key!r}, but the model returned "
                     f"{sorted(outputs)} (is the model in train mode?)"
                 )
+            if outputs[term.output_key] is None:
+                raise ValueError(
+                    f"loss {name!r} needs the model output {term.output_key!r}, which this model does not "
+                    "compute (a model built with num_classes=0 has no ID classifier: drop "
+                    f"{name} from MODEL.LOSSES.NAMES or build it with the number of training identities)"
+                )
             losses[f"loss_{name}"] = term.weight * term.module(outputs[term.output_key], targets)
         return losses
 

@@ -165,6 +165,8 @@ def test_bad_loss_inputs_are_rejected():
     losses = build_losses(get_cfg())
     with pytest.raises(ValueError, match="needs the model output 'features'.*train mode"):
         losses({"logits": torch.randn(2, 3)}, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="model built with num_classes=0 has no ID classifier"):
+        losses({"logits": None, "features": torch.randn(2, 3)}, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"labels must have shape \(2,\)"):
         CrossEntropyLabelSmooth()(torch.randn(2, 3), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match=r"class labels must lie in \[0, 2\]"):
