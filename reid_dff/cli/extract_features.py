@@ -66,9 +66,17 @@ def run(args: argparse.Namespace) -> None:
     else:
         splits = build_test_sets(extractor.cfg, args.dataset)
         if args.split_id is not None:
+            available = sorted({s.split_id for s in splits} - {None})
             splits = [s for s in splits if s.split_id == args.split_id]
             if not splits:
-                raise SystemExit(f"{args.dataset} has no split id {args.split_id} in DATASETS.SPLIT_IDS")
+                raise SystemExit(
+                    f"{args.dataset} has no split id {args.split_id}"
+                    + (
+                        f" among DATASETS.SPLIT_IDS {available}"
+                        if available
+                        else ": it has a single test split; drop --split-id"
+                    )
+                )
         samples = getattr(splits[0], args.split)
         root = os.path.commonpath([os.path.dirname(s.path) for s in samples])
         features = extractor.feature_set(samples, root, progress=progress)
