@@ -80,13 +80,15 @@ class PairwiseDistance:
         gallery: np.ndarray,
         gallery_bias: np.ndarray | None,
         query_offsets: np.ndarray,
+        raw_gallery: np.ndarray | None = None,
     ):
         self.name = name
         self.queries = prepared_queries
         self.gallery = gallery
         self.gallery_bias = gallery_bias
         self.query_offsets = query_offsets
-        self._first_twin = _first_twins(gallery)
+        # Twins are found among the features as given, so that equal inputs tie whatever the preparation.
+        self._first_twin = _first_twins(gallery if raw_gallery is None else raw_gallery)
         self._twins_of_columns: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
@@ -170,7 +172,7 @@ def cosine_distance(query_features: np.ndarray, gallery_features: np.ndarray) ->
     np.negative(queries, out=queries)
     gallery = l2_normalize(gallery_features)
     offsets = np.ones(queries.shape[0], dtype=np.float32)
-    return PairwiseDistance("cosine", queries, gallery, None, offsets)
+    return PairwiseDistance("cosine", queries, gallery, None, offsets, raw_gallery=gallery_features)
 
 
 def euclidean_distance(query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:
