@@ -177,8 +177,12 @@ def test_classification_data_keeps_class_labels_across_sources(tmp_path):
 @pytest.mark.parametrize(
     "sources, targets, message",
     [
-        (["officehome:Art"], ["officehome:art"], "is also a source"),
+        (["officehome:Art"], ["officehome:art"], r"includes domain\(s\) \['Art'\] that source"),
+        # the whole dataset as a source or as a target covers every domain
+        (["officehome"], ["officehome:Art"], r"includes domain\(s\) \['Art'\]"),
+        (["officehome:Art", "officehome:Clipart"], ["officehome"], r"\['Art', 'Clipart'\] that source"),
         (["officehome:Art", "officehome:Art"], ["officehome:Clipart"], "more than once"),
+        (["officehome:Art", "officehome:ar"], ["officehome:Clipart"], "both include domain 'Art'"),
         ([], ["officehome:Art"], "DATASETS.SOURCES is empty"),
         (["officehome:Art"], ["image_folder:mine"], "not a classification dataset"),
     ],
