@@ -116,8 +116,12 @@ class ClassificationTrainer(Trainer):
 
     def resume_from(self, path: str) -> None:
         """The base resume, plus the selected epoch's accuracies."""
-        super().resume_from(path)
         self.selected = load_checkpoint(path).get("selected")
+        super().resume_from(path)  # may adopt a newer best.pth's selection (adopt_best_record)
+
+    def adopt_best_record(self, best_state: dict) -> None:
+        super().adopt_best_record(best_state)
+        self.selected = best_state.get("selected")
 
     def write_report(self, report: dict) -> None:
         """Print the per-target table and write ``OUTPUT_DIR/results.json`` (last and selected epoch)."""

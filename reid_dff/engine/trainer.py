@@ -250,7 +250,8 @@ class Trainer:
         best_path = os.path.join(self.output_dir, BEST_CHECKPOINT)
         if os.path.isfile(best_path):
             best_state = load_checkpoint(best_path)
-            self.best_metric = max(self.best_metric, float(best_state.get("best_metric", -math.inf)))
+            if float(best_state.get("best_metric", -math.inf)) > self.best_metric:
+                self.adopt_best_record(best_state)
         restore_rng_state(state["rng"])
         if self.rank:
             # The file holds rank 0's RNG; other ranks need their own (deterministic) augmentation streams.
@@ -339,6 +340,10 @@ class Trainer:
         if self.is_main and report is not None:
             self.write_report(report)
         return report if self.is_main else None
+
+    def adopt_best_record(self, best_state: dict) -> None:
+        """On resume, take the selection record from a ``best.pth`` newer than ``last.pth``."""
+        self.best_metric = float(best_state["best_metric"])
 
     def evaluate_and_track(self) -> dict | None:
         """Evaluate on rank 0, log the metrics, and write ``best.pth`` when the target mAP improves."""

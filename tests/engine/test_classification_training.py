@@ -119,3 +119,43 @@ def test_eval_only_refuses_a_checkpoint_of_another_class_count(tmp_path):
     cfg.MODEL.WEIGHTS = ""
     with pytest.raises(CheckpointError, match="needs MODEL.WEIGHTS"):
         evaluate_classification_checkpoint(cfg)
+
+
+def test_resume_takes_the_selection_of_a_best_checkpoint_newer_than_last(tmp_path):
+    # CHECKPOINT_PERIOD 2, EVAL_PERIOD 1, source val accuracy rising every epoch: epoch 3 writes best.pth
+    # but not last.pth (epoch 2) and the run stops. The resumed run must report epoch 3 as selected, the
+    # epoch best.pth holds, not last.pth's older record.
+    class RisingVal(ClassificationTrainer):
+        def evaluate(self):
+            report = super().evaluate()
+            report["source_val_mean"] = {"top1": self.epoch / 10}
+            return report
+
+    class StopAfterBestOfEpochThree(RisingVal):
+        def save(self, name):
+            path = super().save(name)
+            if name == "best.pth" and self.epoch == 3:
+                raise Interrupted
+            return path
+
+    def cfg():
+        c = synthetic_cfg(
+            tmp_path / "data",
+            tmp_path / "run",
+            images_per_class=6,
+            MAX_EPOCHS=4,
+            ITERS_PER_EPOCH=1,
+            CHECKPOINT_PERIOD=2,
+        )
+        c.SOLVER.update({"IMS_PER_BATCH": 8, "WARMUP_EPOCHS": 0})
+        c.TEST.EVAL_PERIOD = 1
+        return c
+
+    with pytest.raises(Interrupted):
+        StopAfterBestOfEpochThree(cfg()).train()
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["selected"]["epoch"] == 2
+    resumed = RisingVal(cfg(), resume=True)
+    assert resumed.selected["epoch"] == 3 and resumed.best_metric == pytest.approx(0.3)
+    report = resumed.train()
+    assert report["selected"]["epoch"] == 4  # epoch 4 is better still (0.4)
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["epoch"] == 4
