@@ -68,6 +68,10 @@ class SyntheticDataError(RuntimeError):
     """An existing synthetic tree is incomplete, foreign or made with other parameters."""
 
 
+class SyntheticParameterError(ValueError):
+    """A generator parameter out of range (``DATASETS.SYNTHETIC.*`` or a ``make_synthetic.py`` option)."""
+
+
 # ----------------------------------------------------------------------------------------------- appearance
 # The shared palette (RGB). Identity lies in combinations, textures and shape, not in rare colours.
 PALETTE_RGB: dict[str, tuple[int, int, int]] = {
@@ -655,7 +659,7 @@ class SyntheticParams:
     images_per_camera: int = 5
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first parameter out of range."""
+        """Raise ``SyntheticParameterError`` (a ``ValueError``) naming the first parameter out of range."""
         checks = (
             ("seed", self.seed >= 0, ">= 0"),
             ("num_domains", 1 <= self.num_domains <= len(DOMAIN_RECIPES), f"in 1..{len(DOMAIN_RECIPES)}"),
@@ -673,13 +677,15 @@ class SyntheticParams:
         )
         for field, ok, expected in checks:
             if not ok:
-                raise ValueError(
+                raise SyntheticParameterError(
                     f"synthetic parameter {field} must be {expected}; got {dataclasses.asdict(self)}"
                 )
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"synthetic parameter {field.name} must be an int; got {value!r}")
+                raise SyntheticParameterError(
+                    f"synthetic parameter {field.name} must be an int; got {value!r}"
+                )
 
 
 def plan_domain(params: SyntheticParams, domain: int) -> list[ImageSpec]:

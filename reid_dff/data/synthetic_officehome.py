@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..utils.io import atomic_write_json
+from .synthetic import SyntheticDataError
 
 DOMAINS = ("Art", "Clipart", "Product", "Real_World")
 CLASSES = ("Arrow", "Crescent", "Cross", "Disc", "Ring", "Square", "Star", "Triangle")
@@ -235,7 +236,7 @@ def ensure_synthetic_officehome(
     manifest = read_manifest(root)
     if manifest is None:
         if os.path.exists(target):
-            raise FileExistsError(
+            raise SyntheticDataError(
                 f"{target} exists but is not a generated synthetic Office-Home tree (no {MANIFEST}); "
                 "point DATASETS.ROOT elsewhere or remove the folder"
             )
@@ -244,7 +245,7 @@ def ensure_synthetic_officehome(
     differing = {k: (manifest.get(k), v) for k, v in wanted.items() if manifest.get(k) != v}
     if differing:
         detail = ", ".join(f"{k}: on disk {have!r}, asked {want!r}" for k, (have, want) in differing.items())
-        raise ValueError(
+        raise SyntheticDataError(
             f"synthetic Office-Home at {target} was generated with other parameters ({detail}); "
             "delete that folder to regenerate it, or change the config to match"
         )

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from ..config import ConfigError
 from ..data.datasets.base import DatasetLayoutError, DatasetOptionError
 from ..data.io import BadImageError
+from ..data.synthetic import SyntheticDataError, SyntheticParameterError
 from ..engine.checkpoint import CheckpointError
 from ..modeling.pretrained import WeightsError
 from .features_file import FeaturesFileError
@@ -25,6 +26,8 @@ USER_ERRORS = (
     FileNotFoundError,
     IndexCompatibilityError,
     IndexFormatError,
+    SyntheticDataError,
+    SyntheticParameterError,
     UnsafeIndexPathError,
     WeightsError,
 )

@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 
+from reid_dff.data.synthetic import SyntheticDataError
 from reid_dff.data.synthetic_officehome import (
     CLASSES,
     DOMAINS,
@@ -48,7 +49,7 @@ def test_ensure_generates_once_and_refuses_mismatch(tmp_path):
     before = tree_hashes(path)
     assert ensure_synthetic_officehome(tmp_path, seed=0, images_per_class=1, size=32) == path
     assert tree_hashes(path) == before
-    with pytest.raises(ValueError, match="seed: on disk 0, asked 1"):
+    with pytest.raises(SyntheticDataError, match="seed: on disk 0, asked 1"):
         ensure_synthetic_officehome(tmp_path, seed=1, images_per_class=1, size=32)
     with pytest.raises(FileExistsError, match="already exists"):
         generate_synthetic_officehome(tmp_path, seed=0, images_per_class=1, size=32)
@@ -56,7 +57,7 @@ def test_ensure_generates_once_and_refuses_mismatch(tmp_path):
 
 def test_foreign_folder_is_not_overwritten(tmp_path):
     (tmp_path / "OfficeHomeDataset" / "Art").mkdir(parents=True)
-    with pytest.raises(FileExistsError, match="not a generated"):
+    with pytest.raises(SyntheticDataError, match="not a generated"):
         ensure_synthetic_officehome(tmp_path)
     assert (tmp_path / "OfficeHomeDataset" / "Art").is_dir()
 

@@ -117,6 +117,22 @@ def test_fine_tuning_from_a_checkpoint_of_another_model_is_one_clear_line(tmp_pa
     assert err.startswith("train_net.py: error: ") and "does not match the model" in err, err
 
 
+def test_a_foreign_synthetic_folder_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "root" / "synthetic").mkdir(parents=True)
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(
+            [
+                "--config-file",
+                os.path.join(REPO, "configs", "synthetic_demo.yaml"),
+                "DATASETS.ROOT",
+                str(tmp_path / "root"),
+            ]
+        )
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("train_net.py: error: ") and "no manifest.json" in err and "Traceback" not in err
+
+
 def test_the_task_picks_the_trainer_and_the_eval_only_function(monkeypatch):
     from reid_dff.engine import TASK_RUNNERS, ClassificationTrainer, Trainer
 
