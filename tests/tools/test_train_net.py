@@ -126,6 +126,8 @@ def test_a_foreign_synthetic_folder_is_one_clear_line(tmp_path, capsys):
                 os.path.join(REPO, "configs", "synthetic_demo.yaml"),
                 "DATASETS.ROOT",
                 str(tmp_path / "root"),
+                "OUTPUT_DIR",
+                str(tmp_path / "out"),
             ]
         )
     assert info.value.code == 1
