@@ -15,16 +15,9 @@ import os
 import sys
 
 from reid_dff.inference import GalleryIndex, collect_images, load_features, search_features
-from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.inference.cli import exit_on_user_error, positive_int
 from reid_dff.utils import atomic_write_json
 from reid_dff.visualization import write_search_html
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     queries = parser.add_mutually_exclusive_group(required=True)
     queries.add_argument("--query", help="an image, a folder of images or a .txt list of paths")
     queries.add_argument("--query-features", help="query features from tools/extract_features.py")
-    parser.add_argument("--topk", type=_positive_int, default=10, help="results per query (default 10)")
+    parser.add_argument("--topk", type=positive_int, default=10, help="results per query (default 10)")
     parser.add_argument("--output", help="JSON results file (default: stdout)")
     parser.add_argument("--html", help="also write an HTML page of thumbnails")
     parser.add_argument("--thumbnails", choices=["embed", "relative"], default="embed")

@@ -18,7 +18,7 @@ import sys
 
 from reid_dff.data import read_image
 from reid_dff.inference import collect_images
-from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.inference.cli import exit_on_user_error, positive_int
 from reid_dff.visualization import save_png
 from reid_dff.visualization.figures import (
     FigureInputError,
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     masks.add_argument("--weights", required=True, help="DFF checkpoint")
     masks.add_argument("--config-file", help="config (default: the checkpoint's)")
     masks.add_argument("--images", required=True, help="an image, a folder or a .txt list")
-    masks.add_argument("--max-images", type=int, default=4)
+    masks.add_argument("--max-images", type=positive_int, default=4)
     masks.add_argument("--output-dir", required=True)
     masks.add_argument("--prefix", default="masks")
 
@@ -51,19 +51,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     activations.add_argument("--weights", required=True, help="DFF checkpoint")
     activations.add_argument("--config-file", help="config of the DFF model (default: the checkpoint's)")
     activations.add_argument("--images", required=True, help="an image, a folder or a .txt list")
-    activations.add_argument("--max-images", type=int, default=4)
+    activations.add_argument("--max-images", type=positive_int, default=4)
     activations.add_argument("--layer", default="backbone", help="module whose output is shown")
     activations.add_argument("--output", required=True, help="PNG file")
 
     ranked = commands.add_parser("ranked", help="ranked lists from tools/search.py's JSON results")
     ranked.add_argument("--results", required=True, help="JSON written by tools/search.py")
-    ranked.add_argument("--max-queries", type=int, default=8)
+    ranked.add_argument("--max-queries", type=positive_int, default=8)
     ranked.add_argument("--output", required=True, help="PNG file")
 
     for sub in (masks, activations):
         sub.add_argument("--device", help="cpu, cuda, cuda:N or auto")
         sub.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    output = getattr(args, "output", None)
+    if output is not None and not output.lower().endswith(".png"):
+        parser.error(f"--output {output}: figures are written as PNG; give a file name ending in .png")
+    return args
 
 
 def load_extractor(config_file, weights, device, opts):
@@ -81,6 +85,16 @@ def read_images(spec, limit):
     return paths, [read_image(p) for p in paths]
 
 
+def figure_names(paths: list[str]) -> list[str]:
+    """One distinct name per image: the file stem, or its path below the images' common folder when two
+    images share a stem (``a/x.jpg``, ``b/x.jpg`` -> ``a_x``, ``b_x``), so no figure overwrites another."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    common = os.path.commonpath([os.path.dirname(p) for p in paths])
+    return [os.path.splitext(os.path.relpath(p, common))[0].replace(os.sep, "_") for p in paths]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Draw masks, activations or ranked lists as PNG files; exits 1 on a user error."""
     args = parse_args(argv)
@@ -92,24 +106,28 @@ def run(args: argparse.Namespace) -> None:
     """Draw the figures of ``args.command`` and print the written PNG paths."""
     written = []
     if args.command == "masks":
+        paths, images = read_images(args.images, args.max_images)  # bad input fails before a model loads
         extractor = load_extractor(args.config_file, args.weights, args.device, args.opts)
-        paths, images = read_images(args.images, args.max_images)
         batch = extractor.preprocess(images).to(extractor.device)
-        for path, figure in zip(paths, mask_figures(extractor.model, images, batch)):
-            stem = os.path.splitext(os.path.basename(path))[0]
-            written.append(save_png(os.path.join(args.output_dir, f"{args.prefix}_{stem}.png"), figure))
+        for name, figure in zip(figure_names(paths), mask_figures(extractor.model, images, batch)):
+            written.append(save_png(os.path.join(args.output_dir, f"{args.prefix}_{name}.png"), figure))
     elif args.command == "activations":
+        _, images = read_images(args.images, args.max_images)
         base = load_extractor(args.base_config_file, args.base_weights, args.device, args.opts)
         dff = load_extractor(args.config_file, args.weights, args.device, args.opts)
-        _, images = read_images(args.images, args.max_images)
         models = [
             (f"Base ({base.model_name})", base.model, base.preprocess(images).to(base.device)),
             (f"DFF ({dff.model_name})", dff.model, dff.preprocess(images).to(dff.device)),
         ]
         written.append(save_png(args.output, activation_comparison(models, images, layer=args.layer)))
     else:
-        with open(args.results, encoding="utf-8") as f:
-            report = json.load(f)
+        try:
+            with open(args.results, encoding="utf-8") as f:
+                report = json.load(f)
+        except json.JSONDecodeError as e:
+            raise FigureInputError(
+                f"{args.results} is not valid JSON ({e}); expected tools/search.py's output"
+            ) from None
         written.append(save_png(args.output, ranked_lists_figure(report, max_queries=args.max_queries)))
     for path in written:
         print(path, file=sys.stderr)

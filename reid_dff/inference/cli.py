@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from ..data.synthetic import SyntheticDataError, SyntheticParameterError
 from ..engine.checkpoint import CheckpointError
 from ..modeling.pretrained import WeightsError
 from .features_file import FeaturesFileError
+from .images import ImageListError
 from .index import IndexCompatibilityError, IndexFormatError, UnsafeIndexPathError
 
 # Errors that mean "the user's config, checkpoint, images, features or index is wrong", never a bug.
@@ -24,6 +26,7 @@ USER_ERRORS = (
     DatasetOptionError,
     FeaturesFileError,
     FileNotFoundError,
+    ImageListError,
     IndexCompatibilityError,
     IndexFormatError,
     SyntheticDataError,
@@ -41,3 +44,11 @@ def exit_on_user_error(tool: str, extra: tuple[type[Exception], ...] = ()) -> It
     except (*USER_ERRORS, *extra) as e:
         print(f"{tool}: error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def positive_int(text: str) -> int:
+    """argparse ``type`` for counts that must be at least 1 (``--topk``, ``--max-images`` ...)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -10,6 +10,10 @@ from ..data.datasets.base import IMAGE_EXTENSIONS, MARKET_NAME
 LIST_EXTENSIONS = (".txt", ".lst")
 
 
+class ImageListError(ValueError):
+    """An image spec that is neither an image, a folder of images nor a list of image paths."""
+
+
 @dataclass
 class ImageList:
     """Image paths relative to a common ``root`` (sorted, unique)."""
@@ -50,7 +54,7 @@ def collect_images(spec: str | os.PathLike) -> ImageList:
         return ImageList(os.path.dirname(os.path.abspath(spec)), [os.path.basename(spec)])
     if spec.lower().endswith(LIST_EXTENSIONS):
         return _read_list(spec)
-    raise ValueError(
+    raise ImageListError(
         f"{spec} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a list of paths "
         f"({', '.join(LIST_EXTENSIONS)})"
     )
@@ -69,7 +73,7 @@ def _read_list(list_path: str) -> ImageList:
                 raise FileNotFoundError(f"{list_path}:{number}: image {path} does not exist")
             absolute.append(path)
     if not absolute:
-        raise ValueError(f"{list_path} lists no images; write one image path per line")
+        raise ImageListError(f"{list_path} lists no images; write one image path per line")
     root = os.path.commonpath([os.path.dirname(p) for p in absolute])
     return ImageList(root, sorted({os.path.relpath(p, root) for p in absolute}))
 

@@ -204,17 +204,29 @@ def ranked_lists_figure(
 
     Every path is checked to exist and to stay inside its root (``query_root`` / ``gallery_root``).
     """
+    if not isinstance(report, dict) or not isinstance(report.get("queries"), list):
+        raise FigureInputError(
+            "expected a tools/search.py report: a JSON object with a 'queries' list, 'query_root' and "
+            "'gallery_root'"
+        )
     queries = report["queries"][:max_queries]
     if not queries:
-        raise ValueError("the search report holds no queries")
+        raise FigureInputError("the search report holds no queries")
     rows = []
-    for query in queries:
-        query_image = read_image(resolve_inside_root(report["query_root"], query["query"]))
-        gallery = [
-            read_image(resolve_inside_root(report["gallery_root"], r["path"])) for r in query["results"]
-        ]
-        matches = [r["match"] for r in query["results"]]
-        distances = [r["distance"] for r in query["results"]]
+    for position, query in enumerate(queries):
+        try:
+            query_path, results = query["query"], list(query["results"])
+            roots = report["query_root"], report["gallery_root"]
+            result_paths = [r["path"] for r in results]
+            matches = [r["match"] for r in results]
+            distances = [r["distance"] for r in results]
+        except (KeyError, TypeError) as e:
+            raise FigureInputError(
+                f"query {position} of the search report lacks {e} (each query needs 'query' and 'results' "
+                "with 'path', 'match', 'distance'; the report needs 'query_root' and 'gallery_root')"
+            ) from None
+        query_image = read_image(resolve_inside_root(roots[0], query_path))
+        gallery = [read_image(resolve_inside_root(roots[1], p)) for p in result_paths]
         if not gallery:
             gallery, matches, distances = [np.full((*size, 3), 255, np.uint8)], [None], [float("nan")]
         rows.append([ranked_list_image(query_image, gallery, matches, size=size, distances=distances)])

@@ -117,6 +117,62 @@ def test_visualize_tool_reports_a_model_without_masks_in_one_line(tiny_models, t
     assert "visualize.py: error: ReIDModel has no FrequencyMask module" in capsys.readouterr().err
 
 
+def test_mask_figures_of_images_with_the_same_name_do_not_overwrite_each_other(tiny_models, tmp_path):
+    write_market_images(tmp_path / "imgs" / "a", ["0001_c1s1_000001_00.jpg"])
+    write_market_images(tmp_path / "imgs" / "b", ["0001_c1s1_000001_00.jpg"], seed=3)
+    load_tool("visualize").main(
+        ["masks", "--weights", tiny_models[0], "--images", str(tmp_path / "imgs"), "--output-dir",
+         str(tmp_path / "out"), "--device", "cpu"]
+    )  # fmt: skip
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "masks_a_0001_c1s1_000001_00.png",
+        "masks_b_0001_c1s1_000001_00.png",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ranked", "--results", "{results}", "--output", "{tmp}/r.jpg"], "ending in .png"),
+        (["ranked", "--results", "{results}", "--output", "{tmp}/r.png", "--max-queries", "0"], "at least 1"),
+        (["ranked", "--results", "{bad_json}", "--output", "{tmp}/r.png"], "is not valid JSON"),
+        (
+            ["ranked", "--results", "{list_json}", "--output", "{tmp}/r.png"],
+            "expected a tools/search.py report",
+        ),
+        (["ranked", "--results", "{no_queries}", "--output", "{tmp}/r.png"], "holds no queries"),
+        (
+            ["ranked", "--results", "{no_results}", "--output", "{tmp}/r.png"],
+            "query 0 of the search report lacks",
+        ),
+        (
+            ["masks", "--weights", "{tmp}/w.pth", "--images", "{script}", "--output-dir", "{tmp}"],
+            "neither an image",
+        ),
+    ],
+)
+def test_visualize_tool_user_errors_are_one_line(tmp_path, capsys, argv, message):
+    files = {
+        "results": '{"queries": []}',
+        "bad_json": "{oops",
+        "list_json": "[]",
+        "no_queries": '{"queries": [], "query_root": "", "gallery_root": ""}',
+        "no_results": '{"queries": [{"query": "q.jpg"}], "query_root": "", "gallery_root": ""}',
+        "script": "print('hi')",
+    }
+    names = {"results": "r.json", "bad_json": "bad.json", "list_json": "list.json", "no_queries": "nq.json",
+             "no_results": "nr.json", "script": "mk.py"}  # fmt: skip
+    for key, text in files.items():
+        (tmp_path / names[key]).write_text(text)
+    values = {key: str(tmp_path / name) for key, name in names.items()}
+    argv = [a.format(tmp=tmp_path, **values) for a in argv]
+    with pytest.raises(SystemExit) as info:
+        load_tool("visualize").main(argv)
+    assert info.value.code in (1, 2)  # 2: argparse usage errors
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
 def test_activation_is_the_channel_mean_of_the_layer_output(dff):
     _, batch = random_batch(dff)
     maps = capture_activation(dff.model, batch, "backbone")
