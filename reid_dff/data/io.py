@@ -13,6 +13,11 @@ _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
 
 
+_BAD_IMAGE_ADVICE = (
+    " (replace or delete the file, or set DATALOADER.ON_BAD_IMAGE skip to drop such images and count them)"
+)
+
+
 class BadImageError(OSError):
     """An image file that is missing, unreadable or cannot be decoded; ``.path`` names it."""
 
@@ -24,12 +29,20 @@ class BadImageError(OSError):
         self.path = path
         self.reason = reason
         if message is not None:
-            super().__init__(message)
+            super().__init__(self._from_worker_traceback(message))
             return
-        super().__init__(
-            f"{reason or BadImageError.message}: {path} (replace or delete the file, or set "
-            "DATALOADER.ON_BAD_IMAGE skip to drop such images and count them)"
-        )
+        super().__init__(f"{reason or BadImageError.message}: {path}{_BAD_IMAGE_ADVICE}")
+
+    def _from_worker_traceback(self, message: str) -> str:
+        """torch wraps a worker's error as "Caught BadImageError in DataLoader worker ... Original
+        Traceback ...": keep the original one-line message (and its path), not the traceback."""
+        if not (message.startswith(f"Caught {type(self).__name__}") and "Traceback" in message):
+            return message
+        lines = [line for line in message.strip().splitlines() if line.strip()]
+        original = lines[-1].split(f"{type(self).__name__}: ", 1)[-1]
+        if original.endswith(_BAD_IMAGE_ADVICE) and ": " in original:
+            self.reason, self.path = original[: -len(_BAD_IMAGE_ADVICE)].split(": ", 1)
+        return original
 
     def __reduce__(self):  # picklable across worker processes with its fields
         return (_rebuild_bad_image_error, (self.path, self.reason, str(self)))

@@ -9,16 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 
 __all__ = ["build_transforms"]
 
 
+class ContiguousArray:
+    """First step: numpy views with negative strides (``bgr[:, :, ::-1]``), which ``ToImage`` refuses,
+    become contiguous arrays; anything else passes through."""
+
+    def __call__(self, image: Any) -> Any:
+        return np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image
+
+    def __repr__(self) -> str:
+        return "ContiguousArray()"
+
+
 def build_transforms(cfg: Any, is_train: bool) -> v2.Compose:
     """The train (augmenting) or test pipeline from ``cfg.INPUT``; maps an RGB uint8 array to ``(3, H, W)``."""
     size = list(cfg.INPUT.SIZE_TRAIN if is_train else cfg.INPUT.SIZE_TEST)
-    steps: list[Any] = [v2.ToImage(), v2.Resize(size, antialias=True)]
+    steps: list[Any] = [ContiguousArray(), v2.ToImage(), v2.Resize(size, antialias=True)]
     if is_train:
         if cfg.INPUT.FLIP_PROB > 0:
             steps.append(v2.RandomHorizontalFlip(p=cfg.INPUT.FLIP_PROB))

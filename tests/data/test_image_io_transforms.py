@@ -56,6 +56,30 @@ def test_bad_images_raise_naming_the_file(tmp_path):
     assert error.path == missing and missing in str(error)
 
 
+class _ReadsOneFile(torch.utils.data.Dataset):
+    def __init__(self, path):
+        self.path = path
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return read_image(self.path)
+
+
+def test_bad_image_in_a_loader_worker_keeps_its_one_line_message_and_path(tmp_path):
+    # torch re-raises a worker's exception built from the worker's traceback text; the tools print
+    # str(error) as one line, so it must be the original message, not the traceback.
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(b"\xff\xd8 not the rest of a JPEG")
+    loader = torch.utils.data.DataLoader(_ReadsOneFile(str(truncated)), num_workers=1)
+    with pytest.raises(BadImageError) as info:
+        list(loader)
+    assert str(info.value).startswith(f"truncated JPEG (no end-of-image marker): {truncated}")
+    assert "Traceback" not in str(info.value) and "\n" not in str(info.value)
+    assert info.value.path == str(truncated)
+
+
 def test_test_transform_resizes_and_normalizes_exactly():
     cfg = get_cfg()
     cfg.INPUT.SIZE_TEST = [16, 8]
@@ -68,6 +92,12 @@ def test_test_transform_resizes_and_normalizes_exactly():
         torch.from_numpy(image).permute(2, 0, 1).float() / 255 - mean
     ) / std  # same size: no resampling
     torch.testing.assert_close(out.as_subclass(torch.Tensor), expected)
+    # a channel-reversed view (OpenCV's BGR turned RGB without a copy) has a negative stride
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+    for is_train in (False, True):
+        view = build_transforms(cfg, is_train=is_train)(bgr[:, :, ::-1])
+        assert view.shape == (3, *(cfg.INPUT.SIZE_TRAIN if is_train else cfg.INPUT.SIZE_TEST))
+    torch.testing.assert_close(build_transforms(cfg, is_train=False)(bgr[:, :, ::-1]), out)
 
 
 def test_train_transform_options():
@@ -76,7 +106,16 @@ def test_train_transform_options():
     cfg.INPUT.PADDING = 4
     image = np.random.default_rng(1).integers(0, 255, (40, 20, 3), dtype=np.uint8)
     names = [type(t).__name__ for t in build_transforms(cfg, True).transforms]
-    assert names == ["ToImage", "Resize", "RandomHorizontalFlip", "Pad", "RandomCrop", "ToDtype", "Normalize"]
+    assert names == [
+        "ContiguousArray",
+        "ToImage",
+        "Resize",
+        "RandomHorizontalFlip",
+        "Pad",
+        "RandomCrop",
+        "ToDtype",
+        "Normalize",
+    ]
     cfg.INPUT.RANDOM_ERASING.ENABLED = True
     cfg.INPUT.COLOR_JITTER.ENABLED = True
     names = [type(t).__name__ for t in build_transforms(cfg, True).transforms]
