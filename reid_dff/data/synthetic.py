@@ -45,6 +45,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..utils.io import staging_dir
+
 # Bumped whenever the rendered pixels change, so a tree made by an older renderer is not taken for a current one.
 RENDERER_VERSION = 1
 MANIFEST_FORMAT = "reid-dff-synthetic"
@@ -836,7 +838,7 @@ def generate_synthetic(
         read_manifest(target)  # refuses to replace a folder that is not a synthetic tree of ours
 
     os.makedirs(root, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{SYNTHETIC_DIRNAME}.tmp-", dir=root)
+    tmp = staging_dir(root, prefix=f".{SYNTHETIC_DIRNAME}.tmp-")
     try:
         specs = [spec for k in range(num_domains) for spec in plan_domain(params, k)]
         for k in range(num_domains):

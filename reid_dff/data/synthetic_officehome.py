@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 
-from ..utils.io import atomic_write_json
+from ..utils.io import atomic_write_json, staging_dir
 from .synthetic import SyntheticDataError
 
 DOMAINS = ("Art", "Clipart", "Product", "Real_World")
@@ -192,7 +191,7 @@ def generate_synthetic_officehome(
         "classes": list(classes),
     }
     os.makedirs(root, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{ROOT_FOLDER}.", dir=root)
+    staging = staging_dir(root, prefix=f".{ROOT_FOLDER}.")
     try:
         for domain in DOMAINS:
             for class_name in classes:

@@ -12,6 +12,7 @@ _EXPORTS = {
     "atomic_write_json": "io",
     "atomic_write_text": "io",
     "sha256_file": "io",
+    "staging_dir": "io",
     "git_revision": "env",
     "resolve_device": "env",
     "seed_everything": "env",

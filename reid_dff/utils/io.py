@@ -49,6 +49,14 @@ def _current_umask() -> int:
     return mask
 
 
+def staging_dir(parent: str | os.PathLike, prefix: str) -> str:
+    """A new empty folder in ``parent`` to fill and then rename into place, with the permissions
+    ``os.makedirs`` would give it (``mkdtemp`` makes it owner-only, 0700, which the rename would keep)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=os.fspath(parent))
+    os.chmod(path, 0o777 & ~_current_umask())
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to ``path`` atomically."""
     with atomic_open(path, "wb") as f:

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import warnings
@@ -439,3 +440,13 @@ def test_make_synthetic_tool_runs_from_repo_root_and_reuses_a_matching_tree(tmp_
             ["--root", str(tmp_path), "--seed", "2", "--domains", "1", "--ids-train", "3", "--ids-test", "3"]
             + ["--height", "64", "--width", "32"]
         )
+
+
+def test_generated_tree_has_the_permissions_of_an_ordinary_folder(tmp_path):
+    # mkdtemp makes its folder owner-only (0700); renamed into place, others could not read the data.
+    old = os.umask(0o022)
+    try:
+        generate_synthetic(tmp_path, **TINY)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "synthetic").st_mode) == 0o755

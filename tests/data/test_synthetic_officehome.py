@@ -67,3 +67,14 @@ def test_unknown_domain_or_class():
         render_object_image(0, "Photo", "Star", 0)
     with pytest.raises(KeyError, match="Triangle"):
         render_object_image(0, "Art", "Hexagon", 0)
+
+
+def test_generated_tree_has_the_permissions_of_an_ordinary_folder(tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        generate_synthetic_officehome(tmp_path, seed=0, images_per_class=1, size=32)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "OfficeHomeDataset").st_mode) == 0o755
