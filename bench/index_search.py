@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -107,7 +108,10 @@ def main() -> None:
         result, t_wrapped = timed(lambda: index.search(queries, args.topk), args.repeats)
         recall = 1.0 if exact_ids is None else recall_at(result.indices, exact_ids)
         # What ReID cares about: the share of returned items that show the query's identity.
-        same_identity = float(np.mean(gallery_ids[result.indices] == query_ids[:, None]))
+        # Over the items returned: FAISS pads with -1 when a probe finds fewer than top-k.
+        returned = result.indices >= 0
+        hits = (gallery_ids[np.where(returned, result.indices, 0)] == query_ids[:, None]) & returned
+        same_identity = float(hits.sum() / max(1, returned.sum()))
         ms_faiss, ms_wrapped = 1e3 * t_faiss / args.queries, 1e3 * t_wrapped / args.queries
         size_mib = faiss.serialize_index(index.index).nbytes / 2**20  # what index.faiss holds
         rows.append((name, build_s, size_mib, recall, same_identity, ms_faiss, ms_wrapped))
@@ -145,7 +149,8 @@ def main() -> None:
     for ef in args.ef_search:
         hnsw.set_search_params(ef_search=ef)
         measure(f"hnsw M={args.hnsw_m} efC={args.ef_construction} efSearch={ef}", hnsw, t_build, exact)
-    print(f"peak RSS {process.memory_info().rss / 2**30:.2f} GiB\n")
+    # ru_maxrss is the process's peak (KiB on Linux); memory_info().rss would be the current size.
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB\n")
 
     exact_ms = rows[0][6]
     print(
