@@ -901,8 +901,9 @@ def read_manifest(synthetic_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def verify_synthetic(synthetic_dir: str | os.PathLike) -> None:
-    """Check every file listed in the manifest exists with its SHA-256 and nothing else is there."""
+def verify_synthetic(synthetic_dir: str | os.PathLike, hashes: bool = True) -> None:
+    """Check every file listed in the manifest exists (with its SHA-256 unless ``hashes`` is False) and
+    nothing else is there."""
     synthetic_dir = os.fspath(synthetic_dir)
     manifest = read_manifest(synthetic_dir)
     listed: dict[str, str] = manifest["files"]
@@ -918,7 +919,7 @@ def verify_synthetic(synthetic_dir: str | os.PathLike) -> None:
             f"{synthetic_dir} does not match its manifest: missing {missing[:3]} ({len(missing)}), "
             f"unexpected {extra[:3]} ({len(extra)}); delete the folder to regenerate it"
         )
-    for rel, expected in listed.items():
+    for rel, expected in listed.items() if hashes else ():
         with open(os.path.join(synthetic_dir, rel), "rb") as f:
             actual = hashlib.sha256(f.read()).hexdigest()
         if actual != expected:
@@ -967,7 +968,8 @@ def ensure_synthetic(cfg_or_params: Any, workers: int = 1) -> str:
 
     ``cfg_or_params`` is a config (``DATASETS.ROOT`` and ``DATASETS.SYNTHETIC.*``) or a mapping with
     ``root`` and any :class:`SyntheticParams` fields. An existing tree made with other parameters or
-    another renderer version is an error: it is never overwritten silently.
+    another renderer version, or missing files its manifest lists, is an error: it is never overwritten
+    silently.
     """
     root, params = _params_from(cfg_or_params)
     params.validate()
@@ -980,6 +982,7 @@ def ensure_synthetic(cfg_or_params: Any, workers: int = 1) -> str:
             if not os.path.isdir(target):
                 raise
     _check_manifest_matches(target, params)
+    verify_synthetic(target, hashes=False)  # a tree with deleted or stray files would train on less
     return target
 
 

@@ -241,6 +241,13 @@ def test_ensure_synthetic_generates_once_then_verifies_and_refuses_a_mismatch(tm
     assert "Delete " + path in message
     assert tree_hashes(path) == hashes  # never overwritten
 
+    # a tree that lost files since it was generated would silently train on fewer images
+    cfg.DATASETS.SYNTHETIC.SEED, cfg.DATASETS.SYNTHETIC.WIDTH = TINY["seed"], TINY["width"]
+    victim = sorted(h for h in hashes if h.endswith(".jpg"))[0]
+    os.unlink(os.path.join(path, victim))
+    with pytest.raises(SyntheticDataError, match=r"does not match its manifest: missing .*\(1\)"):
+        ensure_synthetic(cfg)
+
 
 def test_ensure_synthetic_rejects_incomplete_foreign_or_stale_trees(tmp_path):
     cfg = tiny_cfg(tmp_path)
