@@ -707,23 +707,26 @@ def _parse_meta(raw: Any, meta_path: str) -> IndexMetadata:
     return meta
 
 
-def resolve_inside_root(root: str, rel_path: str) -> str:
-    """``root/rel_path`` made absolute, refusing paths that leave ``root`` or do not exist."""
+def resolve_inside_root(root: str, rel_path: str, what: str = "gallery", source: str = "the index") -> str:
+    """``root/rel_path`` made absolute, refusing paths that leave ``root`` or do not exist.
+
+    ``what`` ("gallery", "query") and ``source`` ("the index", "the search report") only word the errors.
+    """
     if not root:
         raise UnsafeIndexPathError(
-            f"gallery path {rel_path!r} has no gallery root: the index was built without one; "
-            "pass the gallery root (e.g. --gallery-root) to use its images"
+            f"{what} path {rel_path!r} has no {what} root: {source} was made without one; "
+            f"pass the {what} root (e.g. --gallery-root) to use its images"
         )
     root_real = os.path.realpath(root)
     full = os.path.realpath(os.path.join(root_real, rel_path))
     if os.path.isabs(rel_path) or os.path.commonpath([root_real, full]) != root_real:
         raise UnsafeIndexPathError(
-            f"gallery path {rel_path!r} resolves to {full}, outside the gallery root {root_real}; "
-            "the index is corrupt or was tampered with"
+            f"{what} path {rel_path!r} resolves to {full}, outside the {what} root {root_real}; "
+            f"{source} is corrupt or was tampered with"
         )
     if not os.path.isfile(full):
         raise FileNotFoundError(
-            f"gallery image {full} (listed in the index as {rel_path!r}) does not exist; pass the right "
-            "gallery root or rebuild the index"
+            f"{what} image {full} (listed in {source} as {rel_path!r}) does not exist; pass the right "
+            f"{what} root or rebuild {source}"
         )
     return full

@@ -225,8 +225,10 @@ def ranked_lists_figure(
                 f"query {position} of the search report lacks {e} (each query needs 'query' and 'results' "
                 "with 'path', 'match', 'distance'; the report needs 'query_root' and 'gallery_root')"
             ) from None
-        query_image = read_image(resolve_inside_root(roots[0], query_path))
-        gallery = [read_image(resolve_inside_root(roots[1], p)) for p in result_paths]
+        query_image = read_image(resolve_inside_root(roots[0], query_path, "query", "the search report"))
+        gallery = [
+            read_image(resolve_inside_root(roots[1], p, "gallery", "the search report")) for p in result_paths
+        ]
         if not gallery:
             gallery, matches, distances = [np.full((*size, 3), 255, np.uint8)], [None], [float("nan")]
         rows.append([ranked_list_image(query_image, gallery, matches, size=size, distances=distances)])

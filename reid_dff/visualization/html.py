@@ -79,12 +79,14 @@ def write_search_html(
 
     rows = []
     for query in report["queries"]:
-        query_path = resolve_inside_root(report["query_root"], query["query"])
+        query_path = resolve_inside_root(report["query_root"], query["query"], "query", "the search report")
         caption = "query" if query["pid"] < 0 else f"query pid {query['pid']}"
         cells = [_cell(src(query_path), caption, query["query"], "query")]
         cells.append('<div class="sep"></div>')
         for item in query["results"]:
-            gallery_path = resolve_inside_root(report["gallery_root"], item["path"])
+            gallery_path = resolve_inside_root(
+                report["gallery_root"], item["path"], "gallery", "the search report"
+            )
             cells.append(
                 _cell(
                     src(gallery_path),

@@ -277,9 +277,15 @@ def test_ranked_lists_png_has_the_expected_layout_and_borders(tmp_path):
 def test_ranked_lists_and_html_refuse_paths_outside_their_root(tmp_path):
     report = gallery_report(tmp_path)
     report["queries"][0]["results"][0]["path"] = "../query/0001_c3s1_000009_00.jpg"
-    with pytest.raises(UnsafeIndexPathError):
+    with pytest.raises(UnsafeIndexPathError, match="gallery path .* the search report is corrupt"):
         ranked_lists_figure(report)
     with pytest.raises(UnsafeIndexPathError):
+        write_search_html(tmp_path / "page.html", report)
+    report = gallery_report(tmp_path)
+    report["queries"][0]["query"] = "../gallery/0001_c1s1_000001_00.jpg"
+    with pytest.raises(UnsafeIndexPathError, match="query path .* outside the query root"):
+        ranked_lists_figure(report)
+    with pytest.raises(UnsafeIndexPathError, match="query path"):
         write_search_html(tmp_path / "page.html", report)
 
 
