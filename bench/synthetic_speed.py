@@ -61,6 +61,10 @@ def main() -> None:
         height=args.height,
         width=args.width,
     )
+    try:
+        params.validate()  # before any timing: generate_synthetic would refuse these parameters at the end
+    except ValueError as e:
+        parser.error(str(e))
     specs = [s for k in range(params.num_domains) for s in plan_domain(params, k)]
     args_of = [
         (params.seed, s.domain, s.pid, s.camera, s.image_index, params.height, params.width) for s in specs
