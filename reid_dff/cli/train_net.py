@@ -12,7 +12,7 @@ import sys
 
 from reid_dff.config import ConfigError, setup_cfg
 from reid_dff.data.samplers import SamplerStateError
-from reid_dff.engine import TASK_RUNNERS, NonFiniteLossError, launch
+from reid_dff.engine import TASK_RUNNERS, NonFiniteLossError, eval_only_cfg, launch
 from reid_dff.evaluation import NoValidQueryError
 from reid_dff.inference.cli import exit_on_user_error
 
@@ -43,7 +43,7 @@ def run(cfg, args):
         raise ConfigError(f"MODEL.TASK must be one of {', '.join(TASK_RUNNERS)}, got {cfg.MODEL.TASK!r}")
     trainer_class, evaluate_only = TASK_RUNNERS[cfg.MODEL.TASK]
     if args.eval_only:
-        return evaluate_only(cfg)
+        return evaluate_only(eval_only_cfg(cfg))  # never over a training run's own results
     return trainer_class(cfg, resume=args.resume).train()
 
 

@@ -11,7 +11,7 @@ from .checkpoint import (
 from .classification import ClassificationTrainer, evaluate_classification_checkpoint
 from .launch import get_rank, get_world_size, is_main_process, launch, synchronize
 from .optim import build_optimizer, build_scheduler
-from .trainer import NonFiniteLossError, Trainer, evaluate_checkpoint
+from .trainer import NonFiniteLossError, Trainer, eval_only_cfg, evaluate_checkpoint
 
 # MODEL.TASK -> (trainer class, the --eval-only function); tools/train_net.py dispatches through it.
 TASK_RUNNERS = {
@@ -28,6 +28,7 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "capture_rng_state",
+    "eval_only_cfg",
     "evaluate_checkpoint",
     "evaluate_classification_checkpoint",
     "get_rank",

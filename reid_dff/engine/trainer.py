@@ -494,6 +494,18 @@ class Trainer:
         detach_log_file(self.logger, self.output_dir)
 
 
+def eval_only_cfg(cfg):
+    """The config ``--eval-only`` writes with: ``OUTPUT_DIR`` unless that folder holds a training run
+    (a ``last.pth``), whose ``results.json`` / ``config.yaml`` it would replace; then
+    ``OUTPUT_DIR/eval_<weights file stem>``."""
+    if not os.path.exists(os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT)):
+        return cfg
+    stem = os.path.splitext(os.path.basename(cfg.MODEL.WEIGHTS))[0] or "weights"
+    cfg = cfg.clone()
+    cfg.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}")
+    return cfg.freeze()
+
+
 def evaluate_checkpoint(cfg) -> dict:
     """``--eval-only``: build the model, load ``MODEL.WEIGHTS``, evaluate the targets, write results.json."""
     if not cfg.MODEL.WEIGHTS:

@@ -84,6 +84,16 @@ def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
     assert evaluated["checkpoint"]["path"] == str(run_dir / "last.pth")
     assert evaluated["mean"] == json.load(open(run_dir / "results.json"))["mean"]
 
+    # into the training run's own folder: its results.json and config.yaml stay, the evaluation goes
+    # to a subfolder named after the weights
+    before = {name: (run_dir / name).read_bytes() for name in ("results.json", "config.yaml")}
+    again = run_tool("--config-file", str(config), "--eval-only", "MODEL.WEIGHTS", str(run_dir / "best.pth"))
+    assert again.returncode == 0, again.stderr
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    assert json.load(open(run_dir / "eval_best" / "results.json"))["checkpoint"]["path"] == str(
+        run_dir / "best.pth"
+    )
+
 
 @pytest.mark.parametrize(
     "extra, message",
