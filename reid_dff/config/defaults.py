@@ -101,6 +101,8 @@ _C.DATASETS.CUHK03 = CN()
 _C.DATASETS.CUHK03.BOXES = "detected"
 # Classic 20-split protocol instead of the new 767/700 protocol.
 _C.DATASETS.CUHK03.CLASSIC_SPLIT = False
+# Which of the 20 classic splits (0-19) when CLASSIC_SPLIT is True.
+_C.DATASETS.CUHK03.CLASSIC_SPLIT_ID = 0
 # Where images extracted from cuhk-03.mat are cached; empty: ~/.cache/reid_dff/cuhk03.
 _C.DATASETS.CUHK03.CACHE_DIR = ""
 # Read <root>/cuhk03/images_<boxes>/ when torchreid has finished extracting there (its four splits_*.json

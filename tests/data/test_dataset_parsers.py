@@ -159,6 +159,25 @@ def test_cuhk03_classic_split_matches_torchreid(tmp_path, monkeypatch):
         assert mine.split_id == split_id
 
 
+def test_cuhk03_classic_split_id_comes_from_the_config(tmp_path):
+    from reid_dff.config import get_cfg
+    from reid_dff.data.build import dataset_options
+
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    make_cuhk03(str(root))
+    cfg = get_cfg()
+    cfg.DATASETS.CUHK03.update({"CLASSIC_SPLIT": True, "CLASSIC_SPLIT_ID": 4, "CACHE_DIR": str(cache)})
+    from_cfg = ours("cuhk03", root, **dataset_options(cfg, "cuhk03"))
+    direct = ours("cuhk03", root, classic_split=True, split_id=4, cache_dir=str(cache))
+    assert from_cfg.split_id == 4 and from_cfg.query == direct.query and from_cfg.train == direct.train
+    cfg.DATASETS.CUHK03.CLASSIC_SPLIT = False
+    with pytest.raises(DatasetOptionError, match="CLASSIC_SPLIT_ID applies to the classic protocol only"):
+        dataset_options(cfg, "cuhk03")
+    cfg.DATASETS.CUHK03.update({"CLASSIC_SPLIT": True, "CLASSIC_SPLIT_ID": 20})
+    with pytest.raises(DatasetOptionError, match=r"0..19 \(DATASETS.CUHK03.CLASSIC_SPLIT_ID\)"):
+        build_dataset("cuhk03", str(root), **dataset_options(cfg, "cuhk03"))
+
+
 def test_cuhk03_reuses_cache_and_never_writes_root(tmp_path):
     root, cache = tmp_path / "data", tmp_path / "cache"
     make_cuhk03(str(root))

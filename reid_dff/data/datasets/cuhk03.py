@@ -175,7 +175,8 @@ class CUHK03(ReIDDataset):
             )
         if classic_split and not 0 <= split_id < NUM_CLASSIC_SPLITS:
             raise DatasetOptionError(
-                f"cuhk03 classic split_id must be in 0..{NUM_CLASSIC_SPLITS - 1}, got {split_id}"
+                f"cuhk03 classic split_id must be in 0..{NUM_CLASSIC_SPLITS - 1} "
+                f"(DATASETS.CUHK03.CLASSIC_SPLIT_ID), got {split_id}"
             )
         if not classic_split and split_id != 0:
             raise DatasetOptionError(
@@ -193,12 +194,20 @@ class CUHK03(ReIDDataset):
 
     @classmethod
     def options_from_cfg(cls, cfg: Any) -> dict[str, Any]:
-        return {
+        options = {
             "boxes": cfg.DATASETS.CUHK03.BOXES,
             "classic_split": cfg.DATASETS.CUHK03.CLASSIC_SPLIT,
             "cache_dir": cfg.DATASETS.CUHK03.CACHE_DIR or None,
             "torchreid_images": cfg.DATASETS.CUHK03.TORCHREID_IMAGES,
         }
+        if cfg.DATASETS.CUHK03.CLASSIC_SPLIT:
+            options["split_id"] = cfg.DATASETS.CUHK03.CLASSIC_SPLIT_ID
+        elif cfg.DATASETS.CUHK03.CLASSIC_SPLIT_ID != 0:
+            raise DatasetOptionError(
+                "DATASETS.CUHK03.CLASSIC_SPLIT_ID applies to the classic protocol only: set "
+                "DATASETS.CUHK03.CLASSIC_SPLIT True, or leave the split id at 0"
+            )
+        return options
 
     @property
     def published(self) -> dict[str, SplitStatistics]:  # type: ignore[override]
