@@ -15,9 +15,9 @@ import os
 import sys
 
 from reid_dff.data import build_test_sets
-from reid_dff.inference import collect_images, save_features
+from reid_dff.inference import collect_images
 from reid_dff.inference.cli import exit_on_user_error
-from reid_dff.inference.extractor import FeatureExtractor
+from reid_dff.inference.extractor import FeatureExtractor, image_samples
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> None:
     extractor = build_extractor(args.config_file, args.weights, args.opts, args.device)
     progress = not args.no_progress
     if args.images:
-        features = extractor.extract_images(collect_images(args.images), progress=progress)
+        images = collect_images(args.images)
+        samples, root = image_samples(images), images.root
     else:
         splits = build_test_sets(extractor.cfg, args.dataset)
         if args.split_id is not None:
@@ -79,12 +80,9 @@ def run(args: argparse.Namespace) -> None:
                 )
         samples = getattr(splits[0], args.split)
         root = os.path.commonpath([os.path.dirname(s.path) for s in samples])
-        features = extractor.feature_set(samples, root, progress=progress)
-    save_features(args.output, features)
-    print(
-        f"{len(features.paths)} x {features.feats.shape[1]}-d features of {features.root} -> {args.output}",
-        file=sys.stderr,
-    )
+    # Written batch by batch: a gallery of any size needs one batch of features in memory.
+    rows, dim = extractor.save_feature_set(samples, root, args.output, progress=progress)
+    print(f"{rows} x {dim}-d features of {os.path.abspath(root)} -> {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

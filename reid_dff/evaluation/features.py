@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Features", "extract_features"]
+__all__ = ["Features", "extract_features", "iter_feature_batches"]
 
 _BATCH_KEYS = ("images", "pids", "camids", "paths")
 
@@ -58,23 +58,22 @@ def _embed(model: nn.Module, images: torch.Tensor, flip: bool) -> torch.Tensor:
     return feats
 
 
-def extract_features(
+def iter_feature_batches(
     model: nn.Module,
     loader: Iterable[Mapping[str, Any]],
     device: torch.device | str,
     flip: bool = False,
     amp: bool = True,
-) -> Features:
-    """Run ``model`` (eval mode, no grad) over ``loader``'s ``{"images", "pids", "camids", "paths"}`` batches.
+) -> Iterator[Features]:
+    """:func:`extract_features` one loader batch at a time: each item is that batch's :class:`Features`.
 
-    ``flip`` averages each embedding with that of the horizontally flipped image; ``amp`` enables autocast
-    on CUDA only. Returns float32 ``(N, D)`` features in loader order; the model's mode is restored.
+    For consumers that write features out as they come (``FeatureExtractor.save_feature_set``) instead of
+    holding all of them. The model's mode is restored when the iteration ends or is abandoned.
     """
     device = torch.device(device)
     use_amp = amp and device.type == "cuda"
     was_training = model.training
     model.eval()
-    feats, pids, camids, paths = [], [], [], []
     try:
         with torch.inference_mode():
             for batch in loader:
@@ -90,17 +89,34 @@ def extract_features(
                 autocast = torch.autocast("cuda") if use_amp else contextlib.nullcontext()
                 with autocast:
                     out = _embed(model, images, flip)
-                feats.append(out.float().cpu())
-                pids.append(_labels(batch, "pids"))
-                camids.append(_labels(batch, "camids"))
-                paths.extend(str(p) for p in batch["paths"])
+                yield Features(
+                    feats=out.float().cpu().numpy(),
+                    pids=_labels(batch, "pids"),
+                    camids=_labels(batch, "camids"),
+                    paths=[str(p) for p in batch["paths"]],
+                )
     finally:
         model.train(was_training)
-    if not feats:
+
+
+def extract_features(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    device: torch.device | str,
+    flip: bool = False,
+    amp: bool = True,
+) -> Features:
+    """Run ``model`` (eval mode, no grad) over ``loader``'s ``{"images", "pids", "camids", "paths"}`` batches.
+
+    ``flip`` averages each embedding with that of the horizontally flipped image; ``amp`` enables autocast
+    on CUDA only. Returns float32 ``(N, D)`` features in loader order; the model's mode is restored.
+    """
+    batches = list(iter_feature_batches(model, loader, device, flip=flip, amp=amp))
+    if not batches:
         raise ValueError("the test loader yielded no images; check the target's query/gallery folders")
     return Features(
-        feats=torch.cat(feats).numpy().astype(np.float32, copy=False),
-        pids=np.concatenate(pids),
-        camids=np.concatenate(camids),
-        paths=paths,
+        feats=np.concatenate([b.feats for b in batches]).astype(np.float32, copy=False),
+        pids=np.concatenate([b.pids for b in batches]),
+        camids=np.concatenate([b.camids for b in batches]),
+        paths=[p for b in batches for p in b.paths],
     )

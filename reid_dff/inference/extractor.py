@@ -14,11 +14,11 @@ import yaml
 from ..config import CfgNode, ConfigError, get_cfg, setup_cfg
 from ..data import Sample, build_test_loader, build_transforms, read_image
 from ..engine.checkpoint import load_checkpoint
-from ..evaluation.features import Features, extract_features
+from ..evaluation.features import Features, extract_features, iter_feature_batches
 from ..modeling import build_model, load_model_weights
 from ..modeling.pretrained import read_state_dict
 from ..utils import resolve_device, sha256_file
-from .features_file import FeatureSet
+from .features_file import FeatureSet, FeaturesFileWriter
 from .images import ImageList, parse_identity
 
 CONFIG_EXTENSIONS = (".yaml", ".yml")
@@ -90,12 +90,16 @@ class FeatureExtractor:
 
     def extract_samples(self, samples: Sequence[Sample], progress: bool = False) -> Features:
         """Features of dataset samples through the evaluation's test loader (workers, bad-image policy)."""
+        loader = self._loader(samples, progress)
+        return extract_features(self.model, loader, self.device, flip=self.flip, amp=self.amp)
+
+    def _loader(self, samples: Sequence[Sample], progress: bool):
         loader = build_test_loader(self.cfg, samples)
         if progress:
             from tqdm import tqdm
 
             loader = tqdm(loader, total=len(loader), desc="extracting", unit="batch")
-        return extract_features(self.model, loader, self.device, flip=self.flip, amp=self.amp)
+        return loader
 
     def preprocess(self, inputs: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """The model input ``(N, 3, H, W)`` of paths or uint8 RGB arrays (the test transforms)."""
@@ -106,11 +110,32 @@ class FeatureExtractor:
 
     def extract_images(self, images: ImageList, progress: bool = False) -> FeatureSet:
         """A :class:`FeatureSet` of the images in ``images``; pids/camids from Market-style names, else -1."""
-        samples = []
-        for rel_path in images.paths:
-            identity = parse_identity(rel_path) or (-1, -1)
-            samples.append(Sample(os.path.join(images.root, rel_path), identity[0], identity[1]))
-        return self.feature_set(samples, images.root, progress=progress)
+        return self.feature_set(image_samples(images), images.root, progress=progress)
+
+    def save_feature_set(
+        self, samples: Sequence[Sample], root: str, path: str | os.PathLike, progress: bool = False
+    ) -> tuple[int, int]:
+        """Extract ``samples`` straight into the features file ``path`` (what :meth:`feature_set` and
+        ``save_features`` give, with one batch of features in memory at a time); returns ``(rows, dim)``."""
+        header = FeatureSet(
+            feats=np.zeros((0, 0), np.float32),
+            paths=[],
+            root=os.path.abspath(root),
+            model_name=self.model_name,
+            checkpoint_sha256=self.checkpoint_sha256,
+            checkpoint_path=self.checkpoint_path,
+            metric=self.metric,
+        )
+        with FeaturesFileWriter(path, len(samples), header) as writer:
+            for batch in iter_feature_batches(
+                self.model, self._loader(samples, progress), self.device, flip=self.flip, amp=self.amp
+            ):
+                writer.add(
+                    batch.feats, [os.path.relpath(p, root) for p in batch.paths], batch.pids, batch.camids
+                )
+            if not writer.count:
+                raise ValueError("the test loader yielded no images; check the images given")
+            return writer.close()
 
     def feature_set(self, samples: Sequence[Sample], root: str, progress: bool = False) -> FeatureSet:
         """A :class:`FeatureSet` of dataset ``samples``, paths stored relative to ``root``."""
@@ -183,6 +208,15 @@ class FeatureExtractor:
             )
         for start in range(0, len(images), self.batch_size):
             yield {"images": images[start : start + self.batch_size]}
+
+
+def image_samples(images: ImageList) -> list[Sample]:
+    """Samples of the images of an :class:`ImageList`: pids/camids from Market-style names, else -1."""
+    samples = []
+    for rel_path in images.paths:
+        identity = parse_identity(rel_path) or (-1, -1)
+        samples.append(Sample(os.path.join(images.root, rel_path), identity[0], identity[1]))
+    return samples
 
 
 def _to_numpy(values: Any, dtype: type) -> np.ndarray:

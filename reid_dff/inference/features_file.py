@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
@@ -58,9 +59,8 @@ class FeatureSet:
         return bool(len(self.paths)) and bool((self.pids >= 0).all() and (self.camids >= 0).all())
 
 
-def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
-    """Write a :class:`FeatureSet` as ``.npz`` atomically."""
-    meta = {
+def _meta(features: FeatureSet) -> dict:
+    return {
         "format": FEATURES_FORMAT,
         "version": FEATURES_VERSION,
         "root": features.root,
@@ -70,17 +70,119 @@ def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
         "metric": features.metric,
         "extra": features.extra,
     }
-    # Straight into the temporary file (numpy writes the arrays in chunks), not through a bytes buffer
-    # that would hold a second copy of the features.
+
+
+# Rows copied per write when a member is streamed from a memory map (bounded memory, any gallery size).
+_STREAM_CHUNK_BYTES = 4 << 20
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    """One ``.npy`` member, stored uncompressed as ``np.savez`` does (so ``load_features`` can map it);
+    written in row chunks, so a memory-mapped array is never read whole."""
+    array = np.asanyarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(f"refusing to write {name} with dtype object (it would need pickle to load)")
+    with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+        np.lib.format.write_array_header_2_0(member, np.lib.format.header_data_from_array_1_0(array))
+        if array.ndim == 0 or array.size == 0:
+            member.write(np.ascontiguousarray(array).tobytes())
+            return
+        rows = max(1, _STREAM_CHUNK_BYTES // max(1, array[0].nbytes))
+        for start in range(0, len(array), rows):
+            member.write(np.ascontiguousarray(array[start : start + rows]).tobytes())
+
+
+def _write_features_npz(f, features: FeatureSet) -> None:
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        _write_member(archive, "feats", features.feats)
+        _write_member(archive, "paths", np.array(features.paths, dtype=np.str_))
+        _write_member(archive, "pids", features.pids)
+        _write_member(archive, "camids", features.camids)
+        _write_member(archive, "meta", np.array(json.dumps(_meta(features))))
+
+
+def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
+    """Write a :class:`FeatureSet` as ``.npz`` atomically (straight into the temporary file, in chunks)."""
     with atomic_open(path, "wb") as f:
-        np.savez(
-            f,
-            feats=features.feats,
-            paths=np.array(features.paths, dtype=np.str_),
-            pids=features.pids,
-            camids=features.camids,
-            meta=np.array(json.dumps(meta)),
+        _write_features_npz(f, features)
+
+
+class FeaturesFileWriter:
+    """Write a features file batch by batch, holding at most a batch of features in memory.
+
+    Rows go to a temporary memory-mapped ``.npy`` beside ``path`` (``capacity`` rows at most: batches may
+    drop unreadable images); :meth:`close` packs the ``.npz`` atomically and removes the temporary file.
+    ``header`` carries everything but the rows: root, model name, checkpoint, metric. Use as a context
+    manager: on an exception nothing is written and the temporary file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike, capacity: int, header: FeatureSet):
+        self.path = os.fspath(path)
+        self.capacity = int(capacity)
+        self.header = header
+        self.count = 0
+        self._paths: list[str] = []
+        self._pids: list[np.ndarray] = []
+        self._camids: list[np.ndarray] = []
+        self._rows: np.memmap | None = None
+        self._rows_file = ""
+
+    def add(self, feats: np.ndarray, paths: list[str], pids: np.ndarray, camids: np.ndarray) -> None:
+        """Append ``(B, D)`` features with their relative paths and ids."""
+        feats = np.asarray(feats, dtype=np.float32)
+        if feats.ndim != 2 or len(feats) != len(paths):
+            raise ValueError(f"expected (B, D) features for {len(paths)} paths, got shape {feats.shape}")
+        if self._rows is None:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+            fd, self._rows_file = tempfile.mkstemp(
+                prefix=f".{os.path.basename(self.path)}.", suffix=".rows.npy", dir=directory
+            )
+            os.close(fd)
+            self._rows = np.lib.format.open_memmap(
+                self._rows_file, mode="w+", dtype=np.float32, shape=(self.capacity, feats.shape[1])
+            )
+        if self.count + len(feats) > self.capacity:
+            raise ValueError(f"more than the announced {self.capacity} rows")
+        self._rows[self.count : self.count + len(feats)] = feats
+        self.count += len(feats)
+        self._paths.extend(paths)
+        self._pids.append(np.asarray(pids, np.int64).reshape(-1))
+        self._camids.append(np.asarray(camids, np.int64).reshape(-1))
+
+    def close(self) -> tuple[int, int]:
+        """Write the file; returns ``(rows, dim)``."""
+        if self._rows is None or not self.count:
+            raise ValueError("no features were added; nothing to write")
+        self._rows.flush()
+        features = FeatureSet(
+            feats=self._rows[: self.count],
+            paths=self._paths,
+            root=self.header.root,
+            pids=np.concatenate(self._pids),
+            camids=np.concatenate(self._camids),
+            model_name=self.header.model_name,
+            checkpoint_sha256=self.header.checkpoint_sha256,
+            checkpoint_path=self.header.checkpoint_path,
+            metric=self.header.metric,
+            extra=self.header.extra,
         )
+        save_features(self.path, features)
+        shape = (self.count, self._rows.shape[1])
+        self._discard()
+        return shape
+
+    def _discard(self) -> None:
+        self._rows = None
+        if self._rows_file and os.path.exists(self._rows_file):
+            os.unlink(self._rows_file)
+        self._rows_file = ""
+
+    def __enter__(self) -> FeaturesFileWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._discard()
 
 
 def _memmap_member(path: str, member: str) -> np.ndarray | None:

@@ -325,3 +325,53 @@ def test_build_index_tool_builds_a_product_quantized_index(unseen_domain, tmp_pa
     assert index.meta.params == {"nlist": 2, "nprobe": 2, "train_per_list": 64, "pq_m": 4, "pq_nbits": 4}
     result = index.search(query.feats, 5)
     assert result.indices.shape == (len(query.paths), 5) and (result.indices >= 0).all()
+
+
+def test_streamed_features_file_equals_the_in_memory_one(unseen_domain, tmp_path):
+    extractor, _, _, split = unseen_domain
+    root = os.path.dirname(os.path.dirname(split.query[0].path))
+    gallery = extractor.feature_set(split.gallery, root)  # now: same threads as the streamed run
+    rows, dim = extractor.save_feature_set(split.gallery, root, tmp_path / "g.npz")
+    assert (rows, dim) == gallery.feats.shape
+    streamed = load_features(tmp_path / "g.npz", mmap=True)
+    np.testing.assert_array_equal(streamed.feats, gallery.feats)  # the same batches, the same floats
+    assert streamed.paths == gallery.paths and streamed.root == gallery.root
+    assert (streamed.pids == gallery.pids).all() and (streamed.camids == gallery.camids).all()
+    assert streamed.checkpoint_sha256 == gallery.checkpoint_sha256 and streamed.metric == gallery.metric
+    assert sorted(os.listdir(tmp_path)) == ["g.npz"]  # the temporary rows file is gone
+    # a failure part-way leaves neither an output nor a temporary file behind
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    bad = broken / "0001_c1s1_000001_00.jpg"
+    bad.write_bytes(b"not a jpeg")
+    from reid_dff.data import Sample
+
+    with pytest.raises(OSError):
+        extractor.save_feature_set([*split.gallery[:3], Sample(str(bad), 1, 0)], root, broken / "out.npz")
+    assert sorted(os.listdir(broken)) == ["0001_c1s1_000001_00.jpg"]
+
+
+def test_features_file_writer_holds_one_batch_not_the_gallery(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import reid_dff.inference.features_file as features_file
+    from reid_dff.inference import FeatureSet
+    from reid_dff.inference.features_file import FeaturesFileWriter
+
+    monkeypatch.setattr(features_file, "_STREAM_CHUNK_BYTES", 256 << 10)  # 4 MB at this scale
+
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((500, 256)).astype(np.float32) for _ in range(8)]  # 4 MB in all
+    header = FeatureSet(np.zeros((0, 0), np.float32), [], root=str(tmp_path), model_name="m", metric="cosine")
+    tracemalloc.start()
+    with FeaturesFileWriter(tmp_path / "big.npz", 4000, header) as writer:
+        for b, feats in enumerate(batches):
+            del feats  # only the writer's own allocations count below
+            writer.add(batches[b], [f"{b}_{i}.jpg" for i in range(500)], np.full(500, b), np.zeros(500))
+        assert writer.close() == (4000, 256)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4000 * 256 * 4 / 4  # a chunk and the paths/ids, never the 4 MB of features
+    loaded = load_features(tmp_path / "big.npz")
+    np.testing.assert_array_equal(loaded.feats, np.concatenate(batches))
+    assert loaded.paths[501] == "1_1.jpg" and loaded.pids[501] == 1 and loaded.model_name == "m"
