@@ -3,6 +3,7 @@
 
     python bench/backbone_throughput.py [--batch 16] [--input 256 128] [--iters 5] [--warmup 2]
                                         [--threads N] [--clock wall|process] [--channels-last]
+                                        [--breakdown] [--floor] [--profile NAME]
 
 A training step is the full ReID model (backbone, pooling, BNNeck, classifier) forward, cross-entropy,
 backward and an SGD step; inference is the eval-mode forward under ``torch.inference_mode``. Each figure
@@ -16,6 +17,12 @@ FFC network with every Fourier unit replaced by the identity (FFT, spectral conv
 gone; the spectral transform's 1x1 convs kept), and ``ffc_resnet50-st`` has every spectral transform
 replaced by zeros of its output shape (only the l->l, l->g, g->l convolutions, adds and per-branch layout
 left). They are not models anyone trains: they show what each part of the global branch costs.
+
+``--floor`` profiles ``--iters`` training steps and inference calls of every model and splits their time into
+convolutions (oneDNN kernels with their layout reorders, forward and backward), FFTs, and the rest
+(BatchNorm, activations, adds, copies, pooling, loss, optimizer). Its ``ceiling`` column is the ratio
+to the first model if the rest cost nothing in every model; its ``budget`` column is how much time the
+rest may take for the ratio to reach 0.8 against the first model as measured.
 """
 
 import argparse
@@ -59,6 +66,11 @@ def parse_args(argv=None):
         action="store_true",
         help="also time NAME-fu and NAME-st for each ffc_* model: the FFC network without its Fourier "
         "units / without its spectral transforms (see above)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also split each step into convolution, FFT and other time with torch.profiler (see above)",
     )
     return parser.parse_args(argv)
 
@@ -145,6 +157,48 @@ def print_profile(train_step):
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
+def is_conv_op(key: str) -> bool:
+    """Every backend's convolution op, forward and backward (mkldnn, slow, nnpack, autograd nodes)."""
+    key = key.lower()
+    return "convolution" in key or "conv2d" in key
+
+
+def is_fft_op(key: str) -> bool:
+    return "fft" in key.lower()
+
+
+def conv_fft_seconds(fn, calls=1):
+    """Self CPU seconds per call of the convolution ops and of the FFT ops, profiling ``calls`` calls of ``fn``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            fn()
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if is_conv_op(e.key)) / 1e6 / calls
+    fft = sum(e.self_cpu_time_total for e in events if is_fft_op(e.key)) / 1e6 / calls
+    return conv, fft
+
+
+def print_floor(names, steps, train_s, infer_s, calls, target=0.8):
+    """The convolution / FFT / rest split of every model's step, with the ceiling and budget columns.
+
+    The split is the mean over ``calls`` profiled calls; the step time is the timed median.
+    """
+    print("| model | mode | step ms | conv ms | FFT ms | rest ms | ceiling | budget for rest ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for mode, index, seconds in (("train", 0, train_s), ("inference", 1, infer_s)):
+        splits = [conv_fft_seconds(fns[index], calls) for fns in steps]
+        base_step, base_floor = seconds[0], sum(splits[0])
+        for name, step, (conv, fft) in zip(names, seconds, splits):
+            floor = conv + fft
+            budget = base_step / target - floor
+            print(
+                f"| {name} | {mode} | {step * 1e3:.0f} | {conv * 1e3:.0f} | {fft * 1e3:.0f} "
+                f"| {(step - floor) * 1e3:.0f} | {base_floor / floor:.2f} | {budget * 1e3:.0f} |"
+            )
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
@@ -169,6 +223,9 @@ def main(argv=None):
     print("|---|---:|---:|---:|---:|")
     for name, train, infer in rows:
         print(f"| {name} | {train:.1f} | {train / base_train:.2f} | {infer:.1f} | {infer / base_infer:.2f} |")
+    if args.floor:
+        print()
+        print_floor(args.models, steps, train_s, infer_s, args.iters)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,38 @@ def test_bench_prints_a_row_per_model_with_breakdown(capsys):
     assert rows[1].split("|")[3].strip() == "1.00"
 
 
+def test_floor_splits_each_step_into_convolutions_ffts_and_the_rest(capsys):
+    bench = load_bench()
+    args = ["--models", "resnet18", "dff_resnet18", "--batch", "2", "--input", "64", "32"]
+    bench.main([*args, "--iters", "1", "--warmup", "1", "--num-classes", "5", "--floor"])
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index(next(line for line in lines if "| mode |" in line))
+    header = [cell.strip() for cell in lines[start].split("|")[1:-1]]
+    table = lines[start : start + 6]
+    floor = [dict(zip(header, (cell.strip() for cell in line.split("|")[1:-1]))) for line in table]
+    assert [(row["model"], row["mode"]) for row in floor[2:]] == [
+        ("resnet18", "train"),
+        ("dff_resnet18", "train"),
+        ("resnet18", "inference"),
+        ("dff_resnet18", "inference"),
+    ]
+    for row in floor[2:]:
+        assert float(row["conv ms"]) > 0
+        assert (float(row["FFT ms"]) > 0) == row["model"].startswith("dff_")
+    assert [row["ceiling"] for row in floor[2:] if row["model"] == "resnet18"] == ["1.00", "1.00"]
+
+
+def test_conv_fft_seconds_counts_only_convolution_and_fft_kernels():
+    bench = load_bench()
+    image = torch.randn(1, 3, 32, 32)
+    conv = torch.nn.Conv2d(3, 8, 3)
+    assert bench.conv_fft_seconds(lambda: torch.relu(image))[0] == 0
+    conv_s, fft_s = bench.conv_fft_seconds(lambda: conv(image))
+    assert conv_s > 0 and fft_s == 0
+    conv_s, fft_s = bench.conv_fft_seconds(lambda: torch.fft.irfft2(torch.fft.rfft2(image), s=(32, 32)))
+    assert conv_s == 0 and fft_s > 0
+
+
 def test_strip_global_branch_removes_fourier_units_or_spectral_transforms():
     bench = load_bench()
     cfg = get_cfg()
