@@ -12,10 +12,12 @@ nearly equal keys to the same distance; ranking on the keys keeps such a pair in
 unrounded values.) Scaling a query by -1 or -2 is exact in floating point, so the key of ``cosine`` is bit
 for bit ``-(normalize(q) . normalize(g))``.
 
-Gallery rows that are byte-for-byte duplicates get bit-identical keys: a BLAS product may round the same
-dot product differently depending on where a column falls in the block, which would break the "ties in
-gallery order" rule (and make results depend on the block size), so each duplicate column is overwritten
-with its first twin's.
+Equal gallery rows get bit-identical keys: a BLAS product may round the same dot product differently
+depending on where a column falls in the block, which would break the "ties in gallery order" rule (and
+make results depend on the block size), so each duplicate column is overwritten with its first twin's.
+Rows are compared as the metric sees them (for ``cosine`` after normalisation, so ``x`` and ``2 x`` are
+twins) and by value (``-0.0`` equals ``0.0``). Distinct rows whose distances are equal only in exact
+arithmetic (say, integer features) are float32 products like any other: their order follows the rounding.
 """
 
 from __future__ import annotations
@@ -80,15 +82,14 @@ class PairwiseDistance:
         gallery: np.ndarray,
         gallery_bias: np.ndarray | None,
         query_offsets: np.ndarray,
-        raw_gallery: np.ndarray | None = None,
     ):
         self.name = name
         self.queries = prepared_queries
         self.gallery = gallery
         self.gallery_bias = gallery_bias
         self.query_offsets = query_offsets
-        # Twins are found among the features as given, so that equal inputs tie whatever the preparation.
-        self._first_twin = _first_twins(gallery if raw_gallery is None else raw_gallery)
+        # Equal prepared rows have equal keys in exact arithmetic (the bias is a function of the row).
+        self._first_twin = _first_twins(gallery)
         self._twins_of_columns: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
@@ -152,9 +153,17 @@ class PairwiseDistance:
         return out
 
 
+def _canonical_rows(matrix: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` with every ``-0.0`` turned into ``0.0``, so equal values have equal bytes."""
+    return matrix[start:stop] + np.float32(0)
+
+
 def _first_twins(matrix: np.ndarray) -> np.ndarray | None:
-    """For each row the index of the first row equal to it byte for byte, or ``None`` if all differ."""
-    hashes = np.fromiter((hash(row.tobytes()) for row in matrix), dtype=np.int64, count=len(matrix))
+    """For each row the index of the first row equal to it (by value), or ``None`` if all rows differ."""
+    hashes = np.empty(len(matrix), dtype=np.int64)
+    for start in range(0, len(matrix), _NORMALIZE_CHUNK_ROWS):
+        chunk = _canonical_rows(matrix, start, start + _NORMALIZE_CHUNK_ROWS)
+        hashes[start : start + len(chunk)] = [hash(row.tobytes()) for row in chunk]
     _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
     candidates = np.flatnonzero(counts[inverse] > 1)
     if not len(candidates):
@@ -162,7 +171,7 @@ def _first_twins(matrix: np.ndarray) -> np.ndarray | None:
     first = np.arange(len(matrix))
     seen: dict[bytes, int] = {}
     for row in candidates:  # ascending, so the first occurrence wins; equal hashes are compared exactly
-        first[row] = seen.setdefault(matrix[row].tobytes(), int(row))
+        first[row] = seen.setdefault(_canonical_rows(matrix, row, row + 1).tobytes(), int(row))
     return first if (first != np.arange(len(matrix))).any() else None
 
 
@@ -171,8 +180,12 @@ def cosine_distance(query_features: np.ndarray, gallery_features: np.ndarray) ->
     queries = l2_normalize(query_features)
     np.negative(queries, out=queries)
     gallery = l2_normalize(gallery_features)
+    raw_first = _first_twins(gallery_features)
+    if raw_first is not None:  # equal inputs get equal unit rows, however their norms were summed
+        twins = np.flatnonzero(raw_first != np.arange(len(raw_first)))
+        gallery[twins] = gallery[raw_first[twins]]
     offsets = np.ones(queries.shape[0], dtype=np.float32)
-    return PairwiseDistance("cosine", queries, gallery, None, offsets, raw_gallery=gallery_features)
+    return PairwiseDistance("cosine", queries, gallery, None, offsets)
 
 
 def euclidean_distance(query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:
@@ -190,14 +203,32 @@ DISTANCES: dict[str, Callable[[np.ndarray, np.ndarray], PairwiseDistance]] = {
 }
 
 
-def build_distance(metric: str, query_features: np.ndarray, gallery_features: np.ndarray) -> PairwiseDistance:
-    """The :class:`PairwiseDistance` of ``metric`` (a key of ``DISTANCES``) between two feature matrices."""
+def _ready(features: FeatureInput, name: str) -> np.ndarray:
+    ready = (
+        isinstance(features, np.ndarray)
+        and features.dtype == np.float32
+        and features.ndim == 2
+        and features.flags.c_contiguous
+    )
+    return features if ready else as_feature_matrix(features, name)
+
+
+def build_distance(
+    metric: str, query_features: FeatureInput, gallery_features: FeatureInput
+) -> PairwiseDistance:
+    """The :class:`PairwiseDistance` of ``metric`` (a key of ``DISTANCES``) between two feature matrices.
+
+    Float32 C-contiguous numpy matrices are used as they are; anything else goes through
+    :func:`as_feature_matrix` (float64, torch tensors, lists).
+    """
     try:
         factory = DISTANCES[metric]
     except KeyError:
         raise ValueError(
             f"unknown retrieval metric {metric!r} (TEST.METRIC); expected one of {sorted(DISTANCES)}"
         ) from None
+    query_features = _ready(query_features, "query features")
+    gallery_features = _ready(gallery_features, "gallery features")
     if query_features.shape[1] != gallery_features.shape[1]:
         raise ValueError(
             f"query features have dimension {query_features.shape[1]} but gallery features have "

@@ -10,6 +10,7 @@ from eval_reference import (
 )
 
 from reid_dff.evaluation import NoValidQueryError, evaluate, relevant_ranks
+from reid_dff.evaluation.distance import build_distance
 
 
 def tie_free_problem(seed, metric, **kw):
@@ -101,17 +102,45 @@ def test_ties_are_broken_by_gallery_index(metric, seed):
         assert ours["num_valid_queries"] == reference["num_valid_queries"]
 
 
-@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-def test_duplicate_gallery_rows_tie_whatever_the_block_size(metric):
+def negative_zeros(x):
+    y = x.copy()
+    y[:8] = 0.0
+    z = y.copy()
+    z[:8] = -0.0
+    return y, z
+
+
+@pytest.mark.parametrize(
+    "metric, twins",
+    [
+        ("cosine", lambda x: (x, x)),
+        ("euclidean", lambda x: (x, x)),
+        ("cosine", lambda x: (x, 2 * x)),  # equal after normalisation: same cosine distance to every query
+        ("cosine", lambda x: (x, 0.5 * x)),
+        ("cosine", negative_zeros),
+        ("euclidean", negative_zeros),
+    ],
+    ids=[
+        "cosine-equal",
+        "euclidean-equal",
+        "cosine-2x",
+        "cosine-half",
+        "cosine-signed-zero",
+        "euclidean-signed-zero",
+    ],
+)
+def test_duplicate_gallery_rows_tie_whatever_the_block_size(metric, twins):
     # Real-valued features: a BLAS block product may round the same dot product differently in different
-    # columns, so exact duplicates must be made to tie; the later twin is the true match, so the rule
-    # "ties in gallery order" puts a wrong item first.
+    # columns, so rows at equal distance from every query must be made to tie; the later twin is the true
+    # match, so the rule "ties in gallery order" puts a wrong item first.
     rng = np.random.default_rng(0)
     dim, num_q, num_g = 128, 64, 300
     x = rng.standard_normal(dim).astype(np.float32)
     qf = (x + 0.5 * rng.standard_normal((num_q, dim))).astype(np.float32)
     gf = (-3 * (x + rng.standard_normal((num_g, dim)))).astype(np.float32)
-    gf[5] = gf[150] = gf[299] = x
+    first, twin = twins(x)
+    gf[5] = gf[299] = first
+    gf[150] = twin
     g_pids = np.arange(100, 100 + num_g)
     g_pids[150] = 2
     args = (qf, gf, np.full(num_q, 2), g_pids, np.zeros(num_q, int), np.ones(num_g, int))
@@ -191,6 +220,17 @@ def test_accepts_torch_tensors_and_float64():
         g_camids.astype(np.float64),
     )
     assert a["mAP"] == b["mAP"] and np.array_equal(a["cmc"], b["cmc"])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_build_distance_accepts_float64_tensors_and_lists_like_torchreid(metric):
+    rng = np.random.default_rng(0)
+    qf, gf = rng.standard_normal((4, 6)), rng.standard_normal((7, 6))  # float64
+    expected = torchreid_distances(qf.astype(np.float32), gf.astype(np.float32), metric)
+    for query, gallery in ((qf, gf), (torch.from_numpy(qf), gf.tolist()), (qf[:, ::-1][:, ::-1], gf)):
+        distances = build_distance(metric, query, gallery).distances(slice(None))
+        assert distances.dtype == np.float32
+        np.testing.assert_allclose(distances, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_no_valid_query_is_a_specific_error():
