@@ -305,6 +305,13 @@ def test_prid_matches_torchreid_when_fed_its_split(tmp_path):
     mine = ours("prid", tmp_path, split_id=1, split_file=str(split_file))
     assert_same(mine, ref)
     assert [len(mine.query), len(mine.gallery)] == [100, 649]
+    # combine all: the test ids join training, the 549 one-image distractors (201..749) do not
+    combined_ref = theirs(tr.PRID, tmp_path, split_id=1, combineall=True)
+    material = mine.train_samples(combine_all=True)
+    assert canonical([(s.path, (scope, s.pid), s.camid) for s, scope in material]) == canonical(
+        combined_ref.train
+    )
+    assert len(material) == 400
 
 
 def test_ilids_matches_torchreid_when_fed_its_split(tmp_path):

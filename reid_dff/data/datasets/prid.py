@@ -20,10 +20,12 @@ class PRID(ProtocolSplitDataset):
     """PRID2011 single shot: cam_a 385 persons, cam_b 749; persons 1..200 appear in both.
 
     Per split: 100 train ids (both cameras), query = cam_a of the 100 test ids, gallery = cam_b of the
-    test ids + every cam_b person > 200 as a distractor (649 images). pid = person number.
+    test ids + every cam_b person > 200 as a distractor (649 images). pid = person number. Combining all
+    images for training (``DATASETS.COMBINE_ALL``) leaves the distractors out, as torchreid does.
     """
 
     name = "prid"
+    junk_pids = frozenset(range(NUM_SHARED_IDS + 1, 750))
     root_folders = ("prid2011",)
     published = {
         "train": SplitStatistics(100, 200, 2),
