@@ -15,7 +15,9 @@ ResNet-18/34 have an identity shortcut in layer1; FFC puts a 0 -> a projection t
 (``layer1.0.downsample.*``), which is newly initialized.
 
 BatchNorm layers keep their names and channel order ``[local | global]``, so they load unchanged, as do
-the stem and the plain blocks of layer4. ``fc.*`` of the file is reported as unused.
+the stem and the plain blocks of layer4. ``fc.*`` of the file is reported as unused. Files without
+BatchNorm ``num_batches_tracked`` counters (saved before PyTorch 0.4.1, such as torchvision's first
+ImageNet ResNets) load too; the counters are reported as newly initialized.
 """
 
 from __future__ import annotations
@@ -187,7 +189,11 @@ def load_imagenet_pretrained(model_or_backbone: nn.Module, path: str | os.PathLi
     for key, value in target.items():
         if key in handled:
             continue
-        if key not in source:
+        if key not in source and key.endswith(".num_batches_tracked"):
+            # Files saved before PyTorch 0.4.1 (torchvision's original ImageNet ResNets) have no
+            # BatchNorm step counters; torchvision loads them, and so do we: the counter starts at 0.
+            report.new.append(key)
+        elif key not in source:
             problems.append(f"{key}: missing in the file")
         elif source[key].shape != value.shape:
             problems.append(

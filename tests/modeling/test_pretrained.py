@@ -40,6 +40,28 @@ def test_plain_resnet_loads_every_key_and_matches_torchvision(make_cfg, tv_resne
         torch.testing.assert_close(expected, reference(x))
 
 
+@pytest.mark.parametrize("name", ["resnet18", "dff_resnet18"])
+def test_files_without_batchnorm_step_counters_load_like_torchvision(
+    make_cfg, tv_resnet18_file, name, tmp_path
+):
+    # torchvision's first ImageNet files (saved before PyTorch 0.4.1) have no num_batches_tracked
+    reference, _ = tv_resnet18_file
+    legacy = {k: v for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "resnet18-legacy.pth"
+    torch.save(legacy, path)
+    torchvision.models.resnet18().load_state_dict(
+        torch.load(path, weights_only=True)
+    )  # the reference loads it
+    backbone = build_backbone(make_cfg(name, LAST_STRIDE=2))
+    report = load_imagenet_pretrained(backbone, path)
+    counters = [k for k in backbone.state_dict() if k.endswith("num_batches_tracked")]
+    assert counters and set(counters) <= set(report.new)
+    assert not set(counters) & set(report.loaded)
+    state = backbone.state_dict()
+    torch.testing.assert_close(state["layer1.0.bn1.running_var"], legacy["layer1.0.bn1.running_var"])
+    assert all(int(state[k]) == 0 for k in counters)
+
+
 def test_ffc_takes_slices_of_each_resnet_conv(make_cfg, tv_resnet18_file):
     reference, path = tv_resnet18_file
     source = reference.state_dict()
