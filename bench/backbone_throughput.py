@@ -194,7 +194,7 @@ def print_floor(names, steps, train_s, infer_s, calls, target=0.8):
             floor = conv + fft
             budget = base_step / target - floor
             print(
-                f"| {name} | {mode} | {step * 1e3:.0f} | {conv * 1e3:.0f} | {fft * 1e3:.0f} "
+                f"| {name} | {mode} | {step * 1e3:.0f} | {conv * 1e3:.1f} | {fft * 1e3:.1f} "
                 f"| {(step - floor) * 1e3:.0f} | {base_floor / floor:.2f} | {budget * 1e3:.0f} |"
             )
 

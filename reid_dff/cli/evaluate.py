@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("nothing to evaluate: pass the checkpoint as MODEL.WEIGHTS path/to/model.pth")
         logger = setup_logger(cfg.OUTPUT_DIR)
-        model = build_model(cfg, num_classes=0)  # embeddings only: the training classifier is not needed
+        # Embeddings only: the training classifier is not needed, nor the ImageNet file under the weights.
+        model = build_model(cfg, num_classes=0, imagenet_init=False)
         load_model_weights(model, cfg.MODEL.WEIGHTS, ignore_classifier=True)
         device = resolve_device(cfg.MODEL.DEVICE)
         model.to(device)

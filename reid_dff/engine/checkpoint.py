@@ -3,7 +3,12 @@
 A training checkpoint is a plain dict of tensors, numbers, strings and lists:
 ``model``, ``optimizer``, ``scheduler``, ``sampler``, ``rng``, ``epoch`` (epochs completed),
 ``iteration`` (iterations completed), ``num_classes``, ``cfg`` (YAML text), ``git_revision``,
-``best_metric`` (and ``scaler``, ``sampler_per_rank``). Nothing in it needs pickle, so a checkpoint from someone else cannot run code here.
+``best_metric`` (and ``scaler``, ``sampler_per_rank``, ``run_id``). Nothing in it needs pickle, so a checkpoint
+from someone else cannot run code here.
+
+Resuming continues the run the checkpoint records, so the config may differ from the checkpoint's ``cfg``
+only in keys that do not change what is trained or how (``RESUME_MAY_CHANGE``):
+:func:`resume_config_changes` lists the others.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ __all__ = [
     "CheckpointError",
     "TRAINING_CHECKPOINT_KEYS",
     "capture_rng_state",
+    "RESUME_MAY_CHANGE",
     "check_training_checkpoint",
     "load_checkpoint",
+    "resume_config_changes",
     "load_model_weights",
     "restore_rng_state",
     "save_checkpoint",
@@ -50,8 +57,65 @@ TRAINING_CHECKPOINT_KEYS = (
 )
 
 
+# Config keys (and key prefixes, ending in ".") a --resume may change: where the run writes and reads,
+# how it reports and evaluates, and how long it trains (SOLVER.MAX_EPOCHS; the schedule is recomputed for
+# the new length). Everything else -- model, losses, input pipeline, sources, sampler, optimizer, schedule
+# -- must equal the checkpoint's, or the resumed run would silently be another one.
+RESUME_MAY_CHANGE = (
+    "OUTPUT_DIR",
+    "MODEL.DEVICE",
+    "MODEL.PRETRAIN_PATH",
+    "MODEL.WEIGHTS",
+    "INPUT.SIZE_TEST",
+    "DATASETS.ROOT",
+    "DATASETS.TARGETS",
+    "DATASETS.SPLIT_IDS",
+    "DATASETS.CUHK03.CACHE_DIR",
+    "DATASETS.CUHK03.TORCHREID_IMAGES",
+    "DATALOADER.NUM_WORKERS",
+    "SOLVER.MAX_EPOCHS",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "SOLVER.LOG_PERIOD",
+    "SOLVER.AMP",
+    "TEST.",
+)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, unsafe, or does not match the model/run it is loaded into."""
+
+
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, Mapping):
+        return {prefix[:-1]: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_leaves(value, f"{prefix}{key}."))
+    return out
+
+
+def resume_config_changes(saved_cfg: str, cfg) -> list[tuple[str, Any, Any]]:
+    """``(key, checkpoint value, current value)`` for every key a resume must not change.
+
+    ``saved_cfg`` is the checkpoint's ``cfg`` (YAML text). Keys only one side knows (a checkpoint from an
+    older release) are not compared.
+    """
+    from ..config.config import parse_yaml
+
+    saved = _leaves(parse_yaml(saved_cfg) or {})
+    current = _leaves(cfg.to_dict())
+    changes = []
+    for key, value in current.items():
+        if key not in saved or any(
+            key == k or (k.endswith(".") and key.startswith(k)) for k in RESUME_MAY_CHANGE
+        ):
+            continue
+        old = saved[key]
+        if isinstance(old, list) and isinstance(value, list) and [*old] == [*value]:
+            continue
+        if old != value:
+            changes.append((key, old, value))
+    return changes
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:

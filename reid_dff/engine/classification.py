@@ -169,7 +169,7 @@ def _evaluate_classification_checkpoint(cfg, logger: logging.Logger) -> dict:
             "written by tools/train_net.py records num_classes)"
         )
     device = local_device(cfg)
-    model = build_model(cfg, num_classes)
+    model = build_model(cfg, num_classes, imagenet_init=False)
     load_model_weights(model, state)
     model.to(device).eval()
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,12 +27,14 @@ from ..modeling.losses import build_losses
 from ..modeling.pretrained import read_state_dict
 from ..utils import git_revision, seed_everything, setup_logger
 from .checkpoint import (
+    RESUME_MAY_CHANGE,
     CheckpointError,
     capture_rng_state,
     check_training_checkpoint,
     load_checkpoint,
     load_model_weights,
     restore_rng_state,
+    resume_config_changes,
     save_checkpoint,
     unwrap_model,
 )
@@ -83,9 +86,9 @@ class Trainer:
         self.is_main = self.rank == 0
         self.device = local_device(cfg)
         self.output_dir = cfg.OUTPUT_DIR
+        self.resume = resume
         if self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
-            save_cfg(cfg, self.output_dir)
         self.logger = setup_logger(self.output_dir, rank=self.rank)
         # Every rank draws different augmentations; DDP broadcasts rank 0's initial weights.
         seed_everything(cfg.SEED + self.rank)
@@ -126,6 +129,9 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.iteration = 0  # iterations completed
         self.best_metric = -math.inf
+        # Names this run in its checkpoints, so a resume adopts only its own best.pth (not one left in
+        # OUTPUT_DIR by an earlier run); --resume takes it over from last.pth.
+        self.run_id = uuid.uuid4().hex
         self.loss_history: list[dict[str, float]] = []  # one entry per iteration run by this process
         self._tensorboard = None
         self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA
@@ -138,6 +144,8 @@ class Trainer:
                 self.output_dir,
                 LAST_CHECKPOINT,
             )
+        if self.is_main:  # only once the run is set up: a refused --resume keeps the run's config.yaml
+            save_cfg(cfg, self.output_dir)
         self._loader_states = self.gather_loader_states()
 
     # -- seams -------------------------------------------------------------
@@ -165,10 +173,11 @@ class Trainer:
         return build_train_loader(self.cfg, train_set, rank=self.rank, world_size=self.world_size)
 
     def build_model(self, num_classes: int) -> nn.Module:
-        """The model of ``cfg.MODEL`` with an ID head of ``num_classes``."""
+        """The model of ``cfg.MODEL`` with an ID head of ``num_classes``; ImageNet-initialized unless a
+        checkpoint (``--resume`` or ``MODEL.WEIGHTS``) replaces its backbone weights."""
         from ..modeling import build_model
 
-        return build_model(self.cfg, num_classes)
+        return build_model(self.cfg, num_classes, imagenet_init=not (self.resume or self.cfg.MODEL.WEIGHTS))
 
     def evaluate(self) -> dict:
         """Evaluate the current weights on ``DATASETS.TARGETS``; runs on rank 0 only."""
@@ -200,6 +209,7 @@ class Trainer:
             "cfg": self.cfg.dump(),
             "git_revision": git_revision(),
             "best_metric": self.best_metric,
+            "run_id": self.run_id,
         }
 
     def init_from_weights(self, model: nn.Module, path: str) -> None:
@@ -226,6 +236,17 @@ class Trainer:
             )
         state = load_checkpoint(path)
         check_training_checkpoint(state, path)
+        changes = resume_config_changes(state["cfg"], self.cfg)
+        if changes:
+            listed = "; ".join(
+                f"{key}: {old!r} in the checkpoint, {new!r} now" for key, old, new in changes[:5]
+            )
+            raise CheckpointError(
+                f"{path} was written with another config ({len(changes)} key(s) differ: {listed}"
+                f"{'; ...' if len(changes) > 5 else ''}). --resume continues that run: pass its config "
+                f"({os.path.join(self.output_dir, 'config.yaml')}), changing only {', '.join(RESUME_MAY_CHANGE)}*; "
+                f"or train a new run in another OUTPUT_DIR (MODEL.WEIGHTS {path} starts it from these weights)"
+            )
         if state["num_classes"] != self.num_classes:
             raise CheckpointError(
                 f"{path} was trained with {state['num_classes']} identities but the configured sources have "
@@ -245,13 +266,22 @@ class Trainer:
         self.train_loader.load_state_dict(per_rank[self.rank])
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.best_metric = float(state["best_metric"])
+        self.run_id = state.get("run_id") or self.run_id  # checkpoints before run ids: a new one from here
         # With CHECKPOINT_PERIOD > EVAL_PERIOD, best.pth can be newer (and better) than last.pth: a
-        # repeated epoch must beat that, not last.pth's stale record, to replace it.
+        # repeated epoch must beat that, not last.pth's stale record, to replace it. A best.pth of another
+        # run (an earlier run in the same OUTPUT_DIR) is not this run's record and will be replaced.
         best_path = os.path.join(self.output_dir, BEST_CHECKPOINT)
         if os.path.isfile(best_path):
             best_state = load_checkpoint(best_path)
-            if float(best_state.get("best_metric", -math.inf)) > self.best_metric:
+            same_run = best_state.get("run_id") == state.get("run_id")
+            if same_run and float(best_state.get("best_metric", -math.inf)) > self.best_metric:
                 self.adopt_best_record(best_state)
+            elif not same_run:
+                self.logger.warning(
+                    "%s is from another run than %s; this run will replace it with its own best",
+                    best_path,
+                    path,
+                )
         restore_rng_state(state["rng"])
         if self.rank:
             # The file holds rank 0's RNG; other ranks need their own (deterministic) augmentation streams.
@@ -525,7 +555,7 @@ def _evaluate_checkpoint(cfg, logger: logging.Logger) -> dict:
     # Retrieval never uses the ID classifier: a bare state_dict (no num_classes) loads without it.
     num_classes = int(state.get("num_classes", 0))
     device = local_device(cfg)
-    model = build_model(cfg, num_classes)
+    model = build_model(cfg, num_classes, imagenet_init=False)
     load_model_weights(model, state, ignore_classifier=num_classes == 0)
     model.to(device).eval()
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)

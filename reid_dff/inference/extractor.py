@@ -43,15 +43,14 @@ class FeatureExtractor:
         weights: str | os.PathLike | None = None,
     ):
         cfg, weights_path, state, from_checkpoint = _resolve_source(config_or_checkpoint, opts, weights)
-        # ImageNet initialization is pointless under trained weights, and its file may not exist here.
-        cfg.MODEL.PRETRAIN_PATH = ""
         cfg.freeze()
         self.cfg = cfg
         # A checkpoint remembers the device it was trained on; on another machine "auto" is the right default.
         self.device = resolve_device(
             str(device) if device else ("auto" if from_checkpoint else cfg.MODEL.DEVICE)
         )
-        self.model = build_model(cfg, num_classes=0)
+        # ImageNet initialization is pointless under trained weights, and its file may not exist here.
+        self.model = build_model(cfg, num_classes=0, imagenet_init=False)
         # The identity classifier is a training device: embeddings never use it.
         load_model_weights(self.model, state, ignore_classifier=True)
         self.model.to(self.device).eval()

@@ -108,10 +108,14 @@ def build_reid_model(cfg: CfgNode, num_classes: int) -> ReIDModel:
     return ReIDModel(backbone, pooling, neck, num_classes)
 
 
-def build_model(cfg: CfgNode, num_classes: int) -> nn.Module:
-    """The model of ``cfg.MODEL.TASK``; loads ``cfg.MODEL.PRETRAIN_PATH`` into its backbone when set."""
+def build_model(cfg: CfgNode, num_classes: int, imagenet_init: bool = True) -> nn.Module:
+    """The model of ``cfg.MODEL.TASK``; loads ``cfg.MODEL.PRETRAIN_PATH`` into its backbone when set.
+
+    ``imagenet_init=False`` skips that file: for callers that load a reid-dff checkpoint over every backbone
+    weight (evaluation, resume, fine-tuning), where the ImageNet file is not needed and may not exist.
+    """
     model = META_ARCH_REGISTRY.get(cfg.MODEL.TASK)(cfg, num_classes)
-    if cfg.MODEL.PRETRAIN_PATH:
+    if cfg.MODEL.PRETRAIN_PATH and imagenet_init:
         report = load_imagenet_pretrained(model, cfg.MODEL.PRETRAIN_PATH)
         logger.info("ImageNet initialization from %s: %s", cfg.MODEL.PRETRAIN_PATH, report.summary())
     return model

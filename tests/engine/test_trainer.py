@@ -225,6 +225,58 @@ def test_resume_keeps_a_best_checkpoint_newer_than_last(tmp_path, monkeypatch):
     assert (best["epoch"], best["best_metric"]) == (3, 0.5)
 
 
+def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path, monkeypatch):
+    # Run A leaves best.pth (0.9) in OUTPUT_DIR. Run B, started there, stops before its first evaluation
+    # and is resumed: A's record is not B's, so B's own evaluation (0.4) must become best.pth.
+    cfg_a = make_cfg(tmp_path, MAX_EPOCHS=1)
+    cfg_a.TEST.EVAL_PERIOD = 1
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.9])
+    StandInTrainer(cfg_a).train()
+
+    class StopAtFirstCheckpoint(StandInTrainer):
+        def save(self, name):
+            super().save(name)
+            raise Interrupted
+
+    cfg_b = make_cfg(tmp_path, MAX_EPOCHS=2)
+    cfg_b.TEST.EVAL_PERIOD = 2
+    with pytest.raises(Interrupted):
+        StopAtFirstCheckpoint(cfg_b).train()
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.4])
+    resumed = StandInTrainer(cfg_b, resume=True)
+    assert resumed.best_metric == -float("inf")
+    resumed.train()
+    best = load_checkpoint(tmp_path / "run" / "best.pth")
+    assert (best["epoch"], best["best_metric"], best["run_id"]) == (2, 0.4, resumed.run_id)
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["run_id"] == resumed.run_id
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"BASE_LR": 0.5}, {"WEIGHT_DECAY": 0.0}, {"OPTIMIZER": "SGD"}, {"NO_DECAY_NORM_BIAS": True}],
+    ids=lambda change: next(iter(change)),
+)
+def test_resume_refuses_a_changed_config_and_keeps_the_runs_config_yaml(tmp_path, change):
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+    config_yaml = (tmp_path / "run" / "config.yaml").read_bytes()
+    key = next(iter(change))
+    with pytest.raises(CheckpointError, match=rf"another config .*SOLVER\.{key}: .* in the checkpoint"):
+        StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=2, **change), resume=True)
+    assert (tmp_path / "run" / "config.yaml").read_bytes() == config_yaml
+
+
+def test_resume_may_change_how_long_where_and_how_often(tmp_path):
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=2, CHECKPOINT_PERIOD=2, LOG_PERIOD=1)
+    cfg.TEST.EVAL_PERIOD = 1
+    cfg.DATALOADER.NUM_WORKERS = 1
+    cfg.MODEL.PRETRAIN_PATH = str(tmp_path / "nowhere.pth")
+    resumed = StandInTrainer(cfg, resume=True)
+    resumed.train()
+    assert resumed.epoch == 2
+    assert "CHECKPOINT_PERIOD: 2" in (tmp_path / "run" / "config.yaml").read_text()
+
+
 def test_non_finite_loss_stops_with_iteration_and_terms_and_keeps_last_checkpoint(tmp_path):
     class PoisonAtIteration5(StandInTrainer):
         def build_model(self, num_classes):

@@ -226,7 +226,7 @@ def test_eval_tool_end_to_end_on_a_tiny_market(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "tools/eval.py", "--config-file", str(config), "MODEL.WEIGHTS", str(checkpoint),
-         "OUTPUT_DIR", str(out)],
+         "OUTPUT_DIR", str(out), "MODEL.PRETRAIN_PATH", str(tmp_path / "not-here.pth")],  # not read under weights
         cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -70,14 +70,18 @@ def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
     for name in ("last.pth", "best.pth", "config.yaml", "log.txt"):
         assert (run_dir / name).is_file(), name
 
-    resumed = run_tool("--config-file", str(config), "--resume", "SOLVER.MAX_EPOCHS", "2")
+    # The ImageNet file a config names is not read when a checkpoint replaces the weights (resume,
+    # evaluation): it may have moved, or the run may be evaluated on another machine.
+    gone = ("MODEL.PRETRAIN_PATH", str(tmp_path / "moved" / "resnet18.pth"))
+    resumed = run_tool("--config-file", str(config), "--resume", "SOLVER.MAX_EPOCHS", "2", *gone)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout and "at epoch 1 (iteration 2)" in resumed.stdout
     assert load_checkpoint(run_dir / "last.pth")["iteration"] == 4
 
     eval_dir = tmp_path / "eval"
     only = run_tool(
-        "--config-file", str(config), "--eval-only", "MODEL.WEIGHTS", str(run_dir / "last.pth"), "OUTPUT_DIR", str(eval_dir)
+        "--config-file", str(config), "--eval-only", "MODEL.WEIGHTS", str(run_dir / "last.pth"), "OUTPUT_DIR", str(eval_dir),
+        *gone,
     )  # fmt: skip
     assert only.returncode == 0, only.stderr
     evaluated = json.load(open(eval_dir / "results.json"))
