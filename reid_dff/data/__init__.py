@@ -37,6 +37,7 @@ _EXPORTS = {
     "DomainBalancedIdentitySampler": "samplers",
     "InfiniteRandomSampler": "samplers",
     "RandomIdentitySampler": "samplers",
+    "SamplerError": "samplers",
     "SamplerStateError": "samplers",
     "build_transforms": "transforms",
     "BadImageError": "io",

@@ -29,6 +29,7 @@ __all__ = [
     "DomainBalancedIdentitySampler",
     "InfiniteRandomSampler",
     "RandomIdentitySampler",
+    "SamplerError",
     "SamplerStateError",
 ]
 
@@ -36,6 +37,11 @@ SAMPLER_REGISTRY = Registry("sampler")
 
 # Streams of the per-step random generators: [seed, stream, ...] never collide between purposes.
 _STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2, 3, 4
+
+
+class SamplerError(ValueError):
+    """The batch shape does not fit the data: batch size, instances per identity, domains, ranks (the
+    message names the config keys to change)."""
 
 
 class SamplerStateError(ValueError):
@@ -143,7 +149,7 @@ class _GroupedIdentitySampler(_StepBatchSampler):
     ):
         super().__init__(seed, rank, world_size)
         if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
-            raise ValueError(
+            raise SamplerError(
                 f"per-rank batch size {batch_size} must be a positive multiple of K=num_instances "
                 f"({num_instances}) (SOLVER.IMS_PER_BATCH / world_size, DATALOADER.NUM_INSTANCES)"
             )
@@ -164,7 +170,7 @@ class _GroupedIdentitySampler(_StepBatchSampler):
         group_ids = sorted(set(group_of.values()))
         self.num_groups = len(group_ids)
         if self.num_ids_per_rank % self.num_groups:
-            raise ValueError(
+            raise SamplerError(
                 f"a batch of {self.num_ids_per_rank} identities per rank (SOLVER.IMS_PER_BATCH / world_size "
                 f"/ DATALOADER.NUM_INSTANCES) cannot hold an equal share of {self.num_groups} source domains; "
                 f"set SOLVER.IMS_PER_BATCH to a multiple of {self.num_groups * num_instances * world_size}"
@@ -175,7 +181,7 @@ class _GroupedIdentitySampler(_StepBatchSampler):
             members = sorted(pid for pid, g in group_of.items() if g == group)
             per_step = per_rank_share * world_size
             if len(members) < per_step:
-                raise ValueError(
+                raise SamplerError(
                     f"source domain {group} has {len(members)} identities but every step needs {per_step} of "
                     f"them ({per_rank_share} per rank x {world_size} ranks); use a smaller batch or fewer ranks"
                 )
@@ -253,7 +259,7 @@ class InfiniteRandomSampler(_StepBatchSampler):
     def __init__(self, num_samples: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         super().__init__(seed, rank, world_size)
         if batch_size < 1 or num_samples < batch_size * world_size:
-            raise ValueError(
+            raise SamplerError(
                 f"{num_samples} samples cannot fill one global batch of {batch_size} x {world_size} ranks"
             )
         self.num_samples = num_samples

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from ..config import ConfigError
 from ..data.datasets.base import DatasetLayoutError, DatasetOptionError
 from ..data.io import BadImageError
+from ..data.samplers import SamplerError
 from ..data.synthetic import SyntheticDataError, SyntheticParameterError
 from ..engine.checkpoint import CheckpointError
 from ..modeling.pretrained import WeightsError
@@ -29,6 +30,7 @@ USER_ERRORS = (
     ImageListError,
     IndexCompatibilityError,
     IndexFormatError,
+    SamplerError,
     SyntheticDataError,
     SyntheticParameterError,
     UnsafeIndexPathError,

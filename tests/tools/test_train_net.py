@@ -106,6 +106,10 @@ def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
         (["--eval-only"], "--eval-only needs MODEL.WEIGHTS"),
         (["--eval-only", "MODEL.WEIGHTS", "/nowhere/best.pth"], r"checkpoint not found: /nowhere/best\.pth"),
         (["SOLVER.BASE_LRR", "0.1"], r"unknown config key SOLVER\.BASE_LRR .*did you mean SOLVER\.BASE_LR"),
+        (
+            ["SOLVER.IMS_PER_BATCH", "6"],
+            r"per-rank batch size 6 must be a positive multiple of K=num_instances",
+        ),
     ],
 )
 def test_user_errors_exit_with_one_clear_line(tmp_path, capsys, extra, message):
