@@ -170,7 +170,7 @@ def _evaluate_classification_checkpoint(cfg, logger: logging.Logger) -> dict:
         )
     device = local_device(cfg)
     model = build_model(cfg, num_classes, imagenet_init=False)
-    load_model_weights(model, state)
+    load_model_weights(model, state, source=f"{cfg.MODEL.WEIGHTS} (MODEL.WEIGHTS)")
     model.to(device).eval()
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     save_cfg(cfg, cfg.OUTPUT_DIR)

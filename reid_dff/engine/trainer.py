@@ -219,7 +219,9 @@ class Trainer:
         weights = read_state_dict(load_checkpoint(path), what="reid-dff checkpoint (MODEL.WEIGHTS)")
         classifier = weights.get("classifier.weight")
         other_ids = classifier is None or classifier.shape[0] != self.num_classes
-        report = load_model_weights(model, weights, ignore_classifier=other_ids)
+        report = load_model_weights(
+            model, weights, ignore_classifier=other_ids, source=f"{path} (MODEL.WEIGHTS)"
+        )
         self.logger.info(
             "initialized from MODEL.WEIGHTS %s: %d tensors loaded%s",
             path,
@@ -252,7 +254,7 @@ class Trainer:
                 f"{path} was trained with {state['num_classes']} identities but the configured sources have "
                 f"{self.num_classes}; resume with the same DATASETS.SOURCES"
             )
-        load_model_weights(unwrap_model(self.model), state)
+        load_model_weights(unwrap_model(self.model), state, source=f"{path} (--resume)")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state and state["scaler"]:
@@ -556,7 +558,9 @@ def _evaluate_checkpoint(cfg, logger: logging.Logger) -> dict:
     num_classes = int(state.get("num_classes", 0))
     device = local_device(cfg)
     model = build_model(cfg, num_classes, imagenet_init=False)
-    load_model_weights(model, state, ignore_classifier=num_classes == 0)
+    load_model_weights(
+        model, state, ignore_classifier=num_classes == 0, source=f"{cfg.MODEL.WEIGHTS} (MODEL.WEIGHTS)"
+    )
     model.to(device).eval()
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     save_cfg(cfg, cfg.OUTPUT_DIR)

@@ -229,14 +229,18 @@ def _mismatch_hint(keys: list[str]) -> str:
 
 
 def load_model_weights(
-    model: nn.Module, path_or_state: str | os.PathLike | Mapping, ignore_classifier: bool = False
+    model: nn.Module,
+    path_or_state: str | os.PathLike | Mapping,
+    ignore_classifier: bool = False,
+    source: str | None = None,
 ) -> LoadReport:
     """Load a reid-dff checkpoint (``{"model": state_dict, ...}`` or a bare state dict) into a built model.
 
     Every key and shape must match, except ``classifier.*`` when ``ignore_classifier`` (e.g. evaluating a
     model trained on other identities); a mismatch raises ``WeightsMismatchError`` naming the keys.
+    ``source`` names an already loaded state in messages (default: the path, or ``MODEL.WEIGHTS``).
     """
-    what = "reid-dff checkpoint (MODEL.WEIGHTS)"
+    what = "reid-dff checkpoint" if source else "reid-dff checkpoint (MODEL.WEIGHTS)"
     state = read_state_dict(path_or_state, what=what)
     target = model.state_dict()
 
@@ -247,7 +251,8 @@ def load_model_weights(
     unexpected = [k for k in state if not skipped(k) and k not in target]
     mismatched = [k for k in target if not skipped(k) and k in state and state[k].shape != target[k].shape]
     if missing or unexpected or mismatched:
-        source = path_or_state if not isinstance(path_or_state, Mapping) else "<state dict>"
+        if source is None:
+            source = path_or_state if not isinstance(path_or_state, Mapping) else "<state dict>"
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing in the checkpoint: {_preview(missing)}")

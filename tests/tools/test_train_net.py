@@ -133,6 +133,7 @@ def test_fine_tuning_from_a_checkpoint_of_another_model_is_one_clear_line(tmp_pa
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("train_net.py: error: ") and "does not match the model" in err, err
+    assert f"{weights} (MODEL.WEIGHTS) does not match" in err, err  # names the file, not "<state dict>"
 
 
 def test_a_foreign_synthetic_folder_is_one_clear_line(tmp_path, capsys):
