@@ -13,6 +13,7 @@ import sys
 
 from reid_dff.config import get_cfg
 from reid_dff.modeling import BACKBONE_REGISTRY, build_model
+from reid_dff.modeling.backbones import filter_names
 from reid_dff.modeling.complexity import REFERENCE_COMPLEXITY, count_complexity
 
 
@@ -25,10 +26,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--input", nargs=2, type=int, default=[224, 224], metavar=("H", "W"))
     parser.add_argument("--num-classes", type=int, default=1000, help="classifier width (0: no classifier)")
     parser.add_argument("--last-stride", type=int, default=2, choices=[1, 2])
-    parser.add_argument("--filter", default=None, help="MODEL.DFF.FILTER for dff_* models (default: config)")
+    parser.add_argument(
+        "--filter",
+        default=None,
+        choices=filter_names(),
+        help="MODEL.DFF.FILTER for dff_* models (default: config)",
+    )
     parser.add_argument("--ratio", type=float, default=None, help="MODEL.DFF.RATIO (default: config)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if min(args.input) < 32:
+        parser.error(
+            f"--input {args.input[0]} {args.input[1]}: both sides must be at least 32 pixels (the network's stride)"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"{'':<28}{'params (M)':>12}{'GMACs':>10}{'FFT GFLOPs':>12}")
     print(
-        f"{'ours: ' + args.model:<28}{record['params_m']:>12.2f}{record['gmacs']:>10.2f}{record['fft_gflops']:>12.3f}"
+        # from the exact counts: rounding the rounded JSON figures again could move the last digit
+        f"{'ours: ' + args.model:<28}{result.params / 1e6:>12.2f}{result.gmacs:>10.2f}{result.fft_flops / 1e9:>12.3f}"
     )
     if reference is not None:
         print(

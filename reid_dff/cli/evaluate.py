@@ -6,7 +6,9 @@ python tools/eval.py --config-file CFG MODEL.WEIGHTS ckpt.pth TEST.RERANK.ENABLE
 
 Each target's images are embedded once and reused over its splits (DATASETS.SPLIT_IDS for the small
 targets). results.json holds every split's metrics, the split files' SHA-256, the resolved config and the
-checkpoint's SHA-256 (schema: docs/evaluation.md); OUTPUT_DIR/config.yaml is the resolved config.
+checkpoint's SHA-256 (schema: docs/evaluation.md); OUTPUT_DIR/config.yaml is the resolved config. When
+OUTPUT_DIR holds a training run (a last.pth), the evaluation goes to OUTPUT_DIR/eval_<weights file stem>/
+instead, so the run's own results.json and config.yaml stay (as with train_net.py --eval-only).
 """
 
 import argparse
@@ -15,6 +17,7 @@ import sys
 import torch
 
 from reid_dff.config import ConfigError, save_cfg, setup_cfg
+from reid_dff.engine import eval_only_cfg
 from reid_dff.evaluation import (
     NoValidQueryError,
     attach_run_info,
@@ -22,7 +25,7 @@ from reid_dff.evaluation import (
     format_markdown,
     write_results,
 )
-from reid_dff.inference.cli import USER_ERRORS
+from reid_dff.inference.cli import USER_ERRORS, ConfigFileOnce, parse_args_with_overrides
 from reid_dff.modeling import build_model, load_model_weights
 from reid_dff.utils import resolve_device, setup_logger
 
@@ -32,9 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="YAML config (may use _BASE_)")
+    parser.add_argument(
+        "--config-file",
+        required=True,
+        metavar="FILE",
+        action=ConfigFileOnce,
+        help="YAML config (may use _BASE_)",
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
-    return parser.parse_args(argv)
+    return parse_args_with_overrides(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = setup_cfg(args.config_file, args.opts)
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("nothing to evaluate: pass the checkpoint as MODEL.WEIGHTS path/to/model.pth")
+        cfg = eval_only_cfg(
+            cfg
+        )  # into a training run's folder: OUTPUT_DIR/eval_<weights>/, never over its files
         logger = setup_logger(cfg.OUTPUT_DIR)
         # Embeddings only: the training classifier is not needed, nor the ImageNet file under the weights.
         model = build_model(cfg, num_classes=0, imagenet_init=False)

@@ -16,7 +16,7 @@ import sys
 
 from reid_dff.data import build_test_sets
 from reid_dff.inference import collect_images
-from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides
 from reid_dff.inference.extractor import FeatureExtractor, image_samples
 
 
@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--config-file", help="YAML config (default: the one stored in the --weights checkpoint)"
+        "--config-file",
+        action=ConfigFileOnce,
+        help="YAML config (default: the one stored in the --weights checkpoint)",
     )
     parser.add_argument("--weights", help="checkpoint (sets MODEL.WEIGHTS)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -38,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: MODEL.DEVICE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parser.parse_args(argv)
+    return parse_args_with_overrides(parser, argv)
 
 
 def build_extractor(config_file, weights, opts, device):

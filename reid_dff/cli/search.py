@@ -15,7 +15,7 @@ import os
 import sys
 
 from reid_dff.inference import GalleryIndex, collect_images, load_features, search_features
-from reid_dff.inference.cli import exit_on_user_error, positive_int
+from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides, positive_int
 from reid_dff.utils import atomic_write_json
 from reid_dff.visualization import write_search_html
 
@@ -41,11 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gallery-root", help="where the gallery images are now (default: as indexed)")
     parser.add_argument("--nprobe", type=int, help="ivf, ivfpq: lists visited per query")
     parser.add_argument("--ef-search", type=int, help="hnsw: search beam")
-    parser.add_argument("--config-file", help="config of the model (default: the index's checkpoint)")
+    parser.add_argument(
+        "--config-file", action=ConfigFileOnce, help="config of the model (default: the index's checkpoint)"
+    )
     parser.add_argument("--weights", help="checkpoint of the model (default: the index's checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parser.parse_args(argv)
+    return parse_args_with_overrides(parser, argv)
 
 
 def query_features(args, index):

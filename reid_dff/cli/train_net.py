@@ -14,7 +14,7 @@ from reid_dff.config import ConfigError, setup_cfg
 from reid_dff.data.samplers import SamplerStateError
 from reid_dff.engine import TASK_RUNNERS, NonFiniteLossError, eval_only_cfg, launch
 from reid_dff.evaluation import NoValidQueryError
-from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,18 +22,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="YAML config (may use _BASE_)")
+    parser.add_argument(
+        "--config-file",
+        required=True,
+        metavar="FILE",
+        action=ConfigFileOnce,
+        help="YAML config (may use _BASE_)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pth")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS on DATASETS.TARGETS")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
-    args = parser.parse_args(argv)
+    args = parse_args_with_overrides(parser, argv)
     if args.resume and args.eval_only:
         parser.error("--resume and --eval-only exclude each other")
-    misplaced = [item for item in args.opts if item in ("--resume", "--eval-only", "--config-file")]
-    if misplaced:
-        parser.error(
-            f"{misplaced[0]} must come before the KEY VALUE overrides (everything after them is read as overrides)"
-        )
     return args
 
 

@@ -18,7 +18,7 @@ import sys
 
 from reid_dff.data import read_image
 from reid_dff.inference import collect_images
-from reid_dff.inference.cli import exit_on_user_error, positive_int
+from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides, positive_int
 from reid_dff.visualization import save_png
 from reid_dff.visualization.figures import (
     FigureInputError,
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     masks = commands.add_parser("masks", help="DFF frequency masks beside the spectra, one PNG per image")
     masks.add_argument("--weights", required=True, help="DFF checkpoint")
-    masks.add_argument("--config-file", help="config (default: the checkpoint's)")
+    masks.add_argument("--config-file", action=ConfigFileOnce, help="config (default: the checkpoint's)")
     masks.add_argument("--images", required=True, help="an image, a folder or a .txt list")
     masks.add_argument("--max-images", type=positive_int, default=4)
     masks.add_argument("--output-dir", required=True)
@@ -49,7 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--base-config-file", help="config of the Base model (default: the checkpoint's)"
     )
     activations.add_argument("--weights", required=True, help="DFF checkpoint")
-    activations.add_argument("--config-file", help="config of the DFF model (default: the checkpoint's)")
+    activations.add_argument(
+        "--config-file", action=ConfigFileOnce, help="config of the DFF model (default: the checkpoint's)"
+    )
     activations.add_argument("--images", required=True, help="an image, a folder or a .txt list")
     activations.add_argument("--max-images", type=positive_int, default=4)
     activations.add_argument("--layer", default="backbone", help="module whose output is shown")
@@ -63,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for sub in (masks, activations):
         sub.add_argument("--device", help="cpu, cuda, cuda:N or auto")
         sub.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = parser.parse_args(argv)
+    args = parse_args_with_overrides(parser, argv)
     output = getattr(args, "output", None)
     if output is not None and not output.lower().endswith(".png"):
         parser.error(f"--output {output}: figures are written as PNG; give a file name ending in .png")

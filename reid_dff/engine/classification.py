@@ -71,6 +71,9 @@ class ClassificationTrainer(Trainer):
         )
         return self.data.train
 
+    def check_config(self) -> None:
+        """Classification is scored by top-1 accuracy: the retrieval settings (``TEST.METRIC`` ...) do not apply."""
+
     def evaluate(self) -> dict:
         """Top-1 on the sources' val splits and on every target image; runs on rank 0 only."""
         from ..evaluation.classification import evaluate_classification_targets

@@ -90,6 +90,7 @@ class Trainer:
         if self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
         self.logger = setup_logger(self.output_dir, rank=self.rank)
+        self.check_config()  # what would otherwise fail only at the first evaluation
         # Every rank draws different augmentations; DDP broadcasts rank 0's initial weights.
         seed_everything(cfg.SEED + self.rank)
 
@@ -149,6 +150,12 @@ class Trainer:
         self._loader_states = self.gather_loader_states()
 
     # -- seams -------------------------------------------------------------
+    def check_config(self) -> None:
+        """Refuse evaluation settings before training starts (``TEST.METRIC``, ``DATASETS.TARGETS`` ...)."""
+        from ..evaluation import check_evaluation_config
+
+        check_evaluation_config(self.cfg)
+
     def prepare_data(self) -> None:
         """Generate the synthetic domains when a config names them and they are absent (rank 0 first)."""
         specs = [*self.cfg.DATASETS.SOURCES, *self.cfg.DATASETS.TARGETS]
@@ -366,8 +373,10 @@ class Trainer:
             synchronize()
         if not evaluated_final:  # a finished run resumed, or MAX_EPOCHS 0 (the untrained network)
             report = self.evaluate_and_track()
-            if not os.path.exists(os.path.join(self.output_dir, LAST_CHECKPOINT)):
-                self.save(LAST_CHECKPOINT)  # results.json names the weights it evaluated
+            # results.json names the weights it evaluated: a resumed finished run's last.pth holds them
+            # already; a new run (MAX_EPOCHS 0) replaces whatever an earlier run left there.
+            if not (self.resume and os.path.exists(os.path.join(self.output_dir, LAST_CHECKPOINT))):
+                self.save(LAST_CHECKPOINT)
             synchronize()
         if self.is_main and report is not None:
             self.write_report(report)

@@ -224,7 +224,9 @@ def build_distance(
     try:
         factory = DISTANCES[metric]
     except KeyError:
-        raise ValueError(
+        from ..config import ConfigError  # a ValueError whose message names the config key
+
+        raise ConfigError(
             f"unknown retrieval metric {metric!r} (TEST.METRIC); expected one of {sorted(DISTANCES)}"
         ) from None
     query_features = _ready(query_features, "query features")

@@ -137,6 +137,23 @@ def _new_report(cfg: Any) -> dict[str, Any]:
     }
 
 
+def check_evaluation_config(cfg: Any, targets: Sequence[str] | None = None) -> None:
+    """Raise ``ConfigError`` for evaluation settings that would only fail after features were extracted
+    (or after a whole training run): ``TEST.METRIC``, ``TEST.MAX_RANK``, and ``DATASETS.TARGETS`` unless
+    ``targets`` are given."""
+    from ..config import ConfigError
+    from .distance import DISTANCES
+
+    if cfg.TEST.METRIC not in DISTANCES:
+        raise ConfigError(
+            f"TEST.METRIC must be one of {', '.join(sorted(DISTANCES))}, got {cfg.TEST.METRIC!r}"
+        )
+    if cfg.TEST.MAX_RANK < 1:
+        raise ConfigError(f"TEST.MAX_RANK must be at least 1, got {cfg.TEST.MAX_RANK}")
+    if not (cfg.DATASETS.TARGETS if targets is None else targets):
+        raise ConfigError("no evaluation targets: set DATASETS.TARGETS (e.g. [market1501] or [viper, prid])")
+
+
 def evaluate_targets(
     cfg: Any, model: nn.Module, device: torch.device | str, targets: Sequence[str] | None = None
 ) -> dict[str, Any]:
@@ -147,9 +164,8 @@ def evaluate_targets(
     # Imported here so that metric users (benchmarks, the inference API) do not load the image pipeline.
     from ..data import all_samples, build_test_loader, build_test_sets
 
+    check_evaluation_config(cfg, targets)
     names = list(cfg.DATASETS.TARGETS if targets is None else targets)
-    if not names:
-        raise ValueError("no evaluation targets: set DATASETS.TARGETS (e.g. [market1501] or [viper, prid])")
     report = _new_report(cfg)
     for name in names:
         splits = build_test_sets(cfg, name)

@@ -51,6 +51,10 @@ class UnsafeIndexPathError(ValueError):
     """A gallery path stored in an index escapes the gallery root or is absolute."""
 
 
+class IndexParameterError(ValueError):
+    """An index type, metric or build/search parameter that does not exist or does not fit the gallery."""
+
+
 @dataclass
 class SearchResult:
     """Top-k neighbours per query: ``indices`` (Q, k) into the gallery (-1 = none) and ``distances`` (Q, k)."""
@@ -83,7 +87,7 @@ def _ivf_defaults(params: dict, num_vectors: int, name: str) -> None:
     # 1M gallery means clustering all of it; FAISS warns below 39).
     params.setdefault("train_per_list", 64)
     if params["nlist"] < 1 or params["nlist"] > max(num_vectors, 1):
-        raise ValueError(
+        raise IndexParameterError(
             f"{name} needs 1 <= nlist <= number of gallery vectors ({num_vectors}); got nlist={params['nlist']}"
         )
 
@@ -114,11 +118,11 @@ def _make_ivfpq(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.
     params.setdefault("pq_nbits", 8)
     m, nbits = int(params["pq_m"]), int(params["pq_nbits"])
     if m < 1 or dim % m:
-        raise ValueError(f"ivfpq needs pq_m to divide the feature dimension {dim}; got pq_m={m}")
+        raise IndexParameterError(f"ivfpq needs pq_m to divide the feature dimension {dim}; got pq_m={m}")
     if not 1 <= nbits <= 16:
-        raise ValueError(f"ivfpq needs 1 <= pq_nbits <= 16; got pq_nbits={nbits}")
+        raise IndexParameterError(f"ivfpq needs 1 <= pq_nbits <= 16; got pq_nbits={nbits}")
     if num_vectors < 2**nbits:
-        raise ValueError(
+        raise IndexParameterError(
             f"ivfpq with pq_nbits={nbits} trains {2**nbits} centroids per sub-quantizer and needs at least "
             f"that many gallery vectors ({num_vectors} given): lower pq_nbits or use a flat/ivf index"
         )
@@ -294,16 +298,18 @@ class GalleryIndex:
         feats = _feature_rows(feats)
         num, dim = feats.shape
         if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+            raise IndexParameterError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
         if index_type not in INDEX_TYPES:
-            raise ValueError(f"unknown index type {index_type!r}; expected one of {', '.join(INDEX_TYPES)}")
+            raise IndexParameterError(
+                f"unknown index type {index_type!r}; expected one of {', '.join(INDEX_TYPES)}"
+            )
         if len(paths) != num:
             raise ValueError(f"{len(paths)} paths for {num} gallery features; they must match one to one")
         rel_paths = np.array([_check_relative_path(str(p)) for p in paths], dtype=np.str_)
         params = dict(params or {})
         unknown = set(params) - set(INDEX_TYPES[index_type].params)
         if unknown:
-            raise ValueError(
+            raise IndexParameterError(
                 f"unknown {index_type} parameters {sorted(unknown)}; "
                 f"expected some of {list(INDEX_TYPES[index_type].params) or 'none'}"
             )
@@ -524,7 +530,7 @@ class GalleryIndex:
         allowed = INDEX_TYPES[self.meta.index_type].search_params
         unknown = set(params) - set(allowed)
         if unknown:
-            raise ValueError(
+            raise IndexParameterError(
                 f"{self.meta.index_type} index has no search parameter {sorted(unknown)}; "
                 f"allowed: {list(allowed) or 'none'}"
             )

@@ -13,6 +13,7 @@ _EXPORTS = {
     "atomic_write_text": "io",
     "sha256_file": "io",
     "staging_dir": "io",
+    "DeviceError": "env",
     "git_revision": "env",
     "resolve_device": "env",
     "seed_everything": "env",

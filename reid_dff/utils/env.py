@@ -12,13 +12,20 @@ import numpy as np
 import torch
 
 
+class DeviceError(RuntimeError):
+    """``MODEL.DEVICE`` (or ``--device``) names no device, or one this machine does not have."""
+
+
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"MODEL.DEVICE {name!r} is not a device; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise DeviceError(
             f"MODEL.DEVICE is {name!r} but CUDA is not available on this machine; "
             "set MODEL.DEVICE cpu (or auto)"
         )

@@ -225,6 +225,18 @@ def test_resume_keeps_a_best_checkpoint_newer_than_last(tmp_path, monkeypatch):
     assert (best["epoch"], best["best_metric"]) == (3, 0.5)
 
 
+def test_an_untrained_new_run_replaces_the_last_checkpoint_an_earlier_run_left(tmp_path):
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["epoch"] == 1
+    untrained = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=0))
+    untrained.train()
+    last = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert (last["epoch"], last["run_id"]) == (0, untrained.run_id)  # the weights results.json describes
+    before = (tmp_path / "run" / "last.pth").read_bytes()
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=0), resume=True).train()  # a finished run: only evaluates
+    assert (tmp_path / "run" / "last.pth").read_bytes() == before
+
+
 def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path, monkeypatch):
     # Run A leaves best.pth (0.9) in OUTPUT_DIR. Run B, started there, stops before its first evaluation
     # and is resumed: A's record is not B's, so B's own evaluation (0.4) must become best.pth.

@@ -89,11 +89,11 @@ def test_the_tools_reproduce_the_evaluators_rank1(unseen_domain, tiny_checkpoint
             "synthetic:0",
             "--split",
             "gallery",
+            "DATASETS.ROOT",  # overrides before the last flags, as docs/search.md writes the command
+            cfg.DATASETS.ROOT,
             "--output",
             str(tmp_path / "gallery.npz"),
             "--no-progress",
-            "DATASETS.ROOT",
-            cfg.DATASETS.ROOT,
         ]
     )
     saved = load_features(tmp_path / "gallery.npz")
@@ -311,6 +311,48 @@ def test_build_index_tool_passes_index_parameters(unseen_domain, tmp_path, optio
     exact = GalleryIndex.from_features(gallery).search(query.feats, 5).indices
     index.set_search_params(**({"nprobe": 2} if options[1] == "ivf" else {"ef_search": 64}))
     np.testing.assert_array_equal(index.search(query.feats, 5).indices, exact)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--type", "ivfpq", "--nlist", "2", "--pq-m", "7"],
+            "ivfpq needs pq_m to divide the feature dimension",
+        ),
+        (["--type", "ivf", "--nlist", "1000"], "ivf needs 1 <= nlist <= number of gallery vectors"),
+    ],
+)
+def test_index_parameter_mistakes_are_one_line(unseen_domain, tmp_path, capsys, options, message):
+    _, _, gallery, _ = unseen_domain
+    save_features(tmp_path / "gallery.npz", gallery)
+    with pytest.raises(SystemExit) as info:
+        load_tool("build_index").main(
+            ["--features", str(tmp_path / "gallery.npz"), "--index", str(tmp_path / "i"), *options]
+        )
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("build_index.py: error: ") and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "i").exists()
+
+
+def test_a_search_parameter_of_another_index_type_is_one_line(unseen_domain, tmp_path, capsys):
+    _, query, gallery, _ = unseen_domain
+    save_features(tmp_path / "gallery.npz", gallery)
+    save_features(tmp_path / "query.npz", query)
+    load_tool("build_index").main(
+        ["--features", str(tmp_path / "gallery.npz"), "--index", str(tmp_path / "i"), "--type", "hnsw"]
+    )
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        load_tool("search").main(
+            ["--index", str(tmp_path / "i"), "--query-features", str(tmp_path / "query.npz"), "--nprobe", "4"]
+        )
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("search.py: error: ") and "hnsw index has no search parameter ['nprobe']" in err, (
+        err
+    )
 
 
 def test_build_index_tool_builds_a_product_quantized_index(unseen_domain, tmp_path):

@@ -69,3 +69,28 @@ def test_tool_reports_dff_resnet50_near_the_paper():
     assert abs(record["params"] - 27.7e6) / 27.7e6 < 0.01
     assert abs(record["gmacs"] - 4.5) / 4.5 < 0.05
     assert record["fft_gflops"] > 0 and record["reference"]["params_m"] == 27.7
+
+
+def test_tool_table_prints_the_exact_count_rounded_once(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "complexity_tool", os.path.join(ROOT, "tools", "complexity.py")
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(["--model", "dff_resnet50", "--input", "224", "224", "--num-classes", "1000"])
+    out = capsys.readouterr().out
+    # 27,724,568 parameters: 27.72 M (rounding 27.725 again would print 27.73)
+    assert "ours: dff_resnet50                 27.72      4.45" in out, out
+    for bad, message in (
+        (["--filter", "ins_spatail"], "invalid choice: 'ins_spatail'"),
+        (["--input", "0", "0"], "both sides must be at least 32 pixels"),
+    ):
+        try:
+            tool.main(["--model", "dff_resnet50", *bad])
+        except SystemExit as e:
+            assert e.code == 2
+        else:
+            raise AssertionError(f"{bad} was accepted")
+        assert message in capsys.readouterr().err

@@ -97,6 +97,17 @@ def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
     assert json.load(open(run_dir / "eval_best" / "results.json"))["checkpoint"]["path"] == str(
         run_dir / "best.pth"
     )
+    # tools/eval.py into the run's folder (the config's OUTPUT_DIR) keeps the run's files the same way
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    evaluated = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "eval.py"), "--config-file", str(config), "MODEL.WEIGHTS", str(run_dir / "last.pth")],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    assert (run_dir / "eval_last" / "results.json").is_file() and (
+        run_dir / "eval_last" / "config.yaml"
+    ).is_file()
 
 
 @pytest.mark.parametrize(
@@ -184,11 +195,36 @@ def test_resume_and_eval_only_exclude_each_other(tmp_path):
         load_tool().parse_args(["--config-file", "x.yaml", "--resume", "--eval-only"])
 
 
-def test_a_flag_after_the_overrides_is_named(capsys):
+def test_flags_may_follow_the_overrides():
+    args = load_tool().parse_args(["--config-file", "x.yaml", "OUTPUT_DIR", "out", "--resume", "SEED", "3"])
+    assert args.resume and args.config_file == "x.yaml" and args.opts == ["OUTPUT_DIR", "out", "SEED", "3"]
+    args = load_tool().parse_args(["--config-file", "x.yaml", "--resume", "OUTPUT_DIR", "out"])
+    assert args.resume and args.opts == ["OUTPUT_DIR", "out"]
+
+
+def test_a_second_config_file_is_refused_not_silently_dropped(capsys):
     with pytest.raises(SystemExit):
-        load_tool().parse_args(["--config-file", "x.yaml", "OUTPUT_DIR", "out", "--resume"])
-    assert "--resume must come before the KEY VALUE overrides" in capsys.readouterr().err
-    assert load_tool().parse_args(["--config-file", "x.yaml", "--resume", "OUTPUT_DIR", "out"]).resume
+        load_tool().parse_args(["--config-file", "a.yaml", "--config-file", "b.yaml"])
+    assert "--config-file was given twice (a.yaml, b.yaml)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["TEST.METRIC", "cosin"], "TEST.METRIC must be one of cosine, euclidean, got 'cosin'"),
+        (["MODEL.DEVICE", "cudaa"], "MODEL.DEVICE 'cudaa' is not a device"),
+        (["MODEL.BACKBONE", "resnet5"], "unknown backbone (MODEL.BACKBONE) 'resnet5'; known names:"),
+    ],
+)
+def test_config_mistakes_are_one_line_before_training(tmp_path, capsys, extra, message):
+    config, cfg = tiny_config_file(tmp_path)
+    ensure_synthetic(cfg)
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(["--config-file", str(config), *extra])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("train_net.py: error: ") and message in err, err
+    assert not (tmp_path / "run" / "last.pth").exists()
 
 
 CONFIGS = sorted(
