@@ -266,7 +266,10 @@ def _unknown_key_message(root: CfgNode, full_key: str, source: str) -> str:
     groups = sorted({k.rsplit(".", 1)[0] for k in valid if "." in k})
     candidates = valid + groups
     close = difflib.get_close_matches(full_key, candidates, n=3, cutoff=0.6)
-    if not close:
+    if close:  # only the matches about as close as the best one: a typo has one obvious fix
+        score = {k: difflib.SequenceMatcher(None, full_key, k).ratio() for k in close}
+        close = [k for k in close if score[k] >= score[close[0]] - 0.05]
+    else:
         # Fall back to the last component: "MODEL.DFF.RATO" -> "...RATIO".
         last = full_key.rsplit(".", 1)[-1]
         close = [
