@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..modeling.pretrained import load_model_weights
+from ..modeling.pretrained import load_model_weights, torch_load_problem
 from ..utils import atomic_open
 
 # ``load_model_weights`` (strict key/shape check, DDP prefix, optional classifier skip) lives with the
@@ -131,13 +131,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint not found: {path} (expected a .pth file written by reid-dff)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(
-            f"refusing to load {path}: it holds objects other than tensors/numbers/strings, which would need "
-            f"arbitrary code to unpickle. Re-save its state_dict with plain torch.save. ({e})"
+            f"cannot load checkpoint {path} with torch.load(weights_only=True): {torch_load_problem(path, e)}. "
+            "Expected a .pth file written by reid-dff (tensors, numbers, strings and lists only)"
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or truncated ({e})") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}; expected a dict")
     return state

@@ -68,6 +68,29 @@ def _preview(keys: list[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in one short clause (torch's own message runs to
+    several lines of advice that does not apply here, such as retrying with ``weights_only=False``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
+    if not head.startswith(b"PK\x03\x04") and head[:1] != b"\x80":  # torch.save: a zip archive, or a pickle
+        return "it is not a file written by torch.save (neither a zip archive nor a pickle)"
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].strip()
+        detail = detail.split(". Please use", 1)[
+            0
+        ]  # torch's advice to allowlist the class: not for files from others
+        return f"it holds objects that only arbitrary code could rebuild ({detail})"
+    lines = text.strip().splitlines()
+    return (
+        f"the file is corrupt or truncated ({lines[0].split('. ', 1)[0] if lines else type(error).__name__})"
+    )
+
+
 def read_state_dict(
     path_or_state: str | os.PathLike | Mapping, what: str = "weights"
 ) -> dict[str, torch.Tensor]:
@@ -85,7 +108,8 @@ def read_state_dict(
             obj = torch.load(source, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
             raise WeightsError(
-                f"cannot read {what} file {source} with torch.load(weights_only=True): {e}. Expected a "
+                f"cannot read {what} file {source} with torch.load(weights_only=True): "
+                f"{torch_load_problem(source, e)}. Expected a "
                 "state dict (name -> tensor) saved with torch.save; files that need arbitrary code to "
                 "load are refused"
             ) from e

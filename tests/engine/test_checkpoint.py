@@ -65,8 +65,15 @@ def test_missing_corrupt_and_unsafe_checkpoints(tmp_path):
         load_checkpoint(corrupt)
     unsafe = tmp_path / "unsafe.pth"
     torch.save({"obj": argparse.Namespace(x=1)}, unsafe)  # any class needs pickle to rebuild
-    with pytest.raises(CheckpointError, match=r"refusing to load .*unsafe\.pth"):
+    with pytest.raises(
+        CheckpointError, match=r"unsafe\.pth .*holds objects that only arbitrary code could rebuild"
+    ) as info:
         load_checkpoint(unsafe)
+    assert "weights_only=False" not in str(info.value) and "\n" not in str(info.value)  # not torch's advice
+    not_torch = tmp_path / "config.yaml"
+    not_torch.write_text("MODEL:\n  BACKBONE: resnet50\n")
+    with pytest.raises(CheckpointError, match=r"config\.yaml .*not a file written by torch\.save"):
+        load_checkpoint(not_torch)
     torch.save([torch.ones(1)], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="holds a list; expected a dict"):
         load_checkpoint(tmp_path / "list.pth")
