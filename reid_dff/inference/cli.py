@@ -118,7 +118,7 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: list[str] |
     head, overrides = argv, []
     with _nothing_required(parser):
         while True:
-            opts = list(parser.parse_args(head).opts or [])
+            opts = list(getattr(parser.parse_args(head), "opts", None) or [])  # a subcommand may have none
             rest = head[: len(head) - len(opts)]
             cut = next((i for i, item in enumerate(opts) if item.split("=", 1)[0] in flags), None)
             if cut is None:
