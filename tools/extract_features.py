@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Extract ReID embeddings of a folder / list of images, or of a dataset split, into a features file.
+r"""Extract ReID embeddings of a folder / list of images, or of a dataset split, into a features file.
 
     python tools/extract_features.py --config-file CFG MODEL.WEIGHTS model.pth --images DIR_OR_LIST \
         --output feats.npz

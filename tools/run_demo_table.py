@@ -110,13 +110,16 @@ def main(argv=None):
         "| model | training | mAP | R1 | wall time per run |",
         "|---|---|---:|---:|---:|",
     ]
+
+    def cell(values):  # a spread only when there is one (several seeds)
+        mean, std = mean_std(values)
+        return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else f"{100 * mean:.1f}"
+
     for row in rows:
-        m, s = mean_std(row["mAP"])
-        r, rs = mean_std(row["R1"])
         wall = f"{statistics.fmean(row['wall_seconds']) / 60:.1f} min" if row["wall_seconds"] else "(reused)"
         lines.append(
-            f"| {row['variant']} | {'trained' if row['trained'] else 'untrained'} | {100 * m:.1f} ± {100 * s:.1f} "
-            f"| {100 * r:.1f} ± {100 * rs:.1f} | {wall} |"
+            f"| {row['variant']} | {'trained' if row['trained'] else 'untrained'} | {cell(row['mAP'])} "
+            f"| {cell(row['R1'])} | {wall} |"
         )
     lines.append(
         f"| colour histogram (HSV, 3 body thirds) | none | {100 * histogram['mAP']:.1f} | "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Pictures of what a model learned, as PNG files.
+r"""Pictures of what a model learned, as PNG files.
 
     # (a) each DFF layer's frequency mask beside the centred log-magnitude spectrum it filters, per image
     python tools/visualize.py masks --weights dff.pth --images DIR_OR_LIST --output-dir docs/images

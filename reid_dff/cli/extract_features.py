@@ -1,4 +1,4 @@
-"""Extract ReID embeddings of a folder / list of images, or of a dataset split, into a features file.
+r"""Extract ReID embeddings of a folder / list of images, or of a dataset split, into a features file.
 
     python tools/extract_features.py --config-file CFG MODEL.WEIGHTS model.pth --images DIR_OR_LIST \
         --output feats.npz
@@ -16,7 +16,12 @@ import sys
 
 from reid_dff.data import build_test_sets
 from reid_dff.inference import collect_images
-from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides
+from reid_dff.inference.cli import (
+    ConfigFileOnce,
+    ToolUsageError,
+    exit_on_user_error,
+    parse_args_with_overrides,
+)
 from reid_dff.inference.extractor import FeatureExtractor, image_samples
 
 
@@ -48,7 +53,7 @@ def build_extractor(config_file, weights, opts, device):
     if config_file:
         return FeatureExtractor(config_file, device=device, opts=opts, weights=weights)
     if not weights:
-        raise SystemExit("give --config-file (with MODEL.WEIGHTS or --weights), or --weights CHECKPOINT")
+        raise ToolUsageError("give --config-file (with MODEL.WEIGHTS or --weights), or --weights CHECKPOINT")
     return FeatureExtractor(weights, device=device, opts=opts)
 
 
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
             available = sorted({s.split_id for s in splits} - {None})
             splits = [s for s in splits if s.split_id == args.split_id]
             if not splits:
-                raise SystemExit(
+                raise ToolUsageError(
                     f"{args.dataset} has no split id {args.split_id}"
                     + (
                         f" among DATASETS.SPLIT_IDS {available}"

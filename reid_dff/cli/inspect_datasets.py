@@ -6,6 +6,7 @@ Exit status 1 when a dataset that is present (or named) cannot be parsed.
 """
 
 import argparse
+import os
 import sys
 
 from reid_dff.data.datasets.inspection import format_inspection, inspect_root
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         "--cuhk03-cache", help="where CUHK03 images are extracted (default ~/.cache/reid_dff)"
     )
     args = parser.parse_args(argv)
+    if not os.path.isdir(os.path.expanduser(args.root)):
+        print(f"inspect_datasets.py: error: --root {args.root} is not a directory; pass the data root that holds "
+              "one folder per dataset (datasets/README.md)", file=sys.stderr)  # fmt: skip
+        return 1
     options = {"cuhk03": {"cache_dir": args.cuhk03_cache}} if args.cuhk03_cache else {}
     results = inspect_root(args.root, args.datasets, options)
     print(format_inspection(results))

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             if existed:
                 print(f"{target} already holds these parameters; reused it (--overwrite regenerates)")
     except (SyntheticDataError, ValueError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"make_synthetic.py: error: {e}")
     manifest = read_manifest(target)
     print(f"{target}: {manifest['num_files']} images, total sha256 {manifest['total_sha256']}")
     print(f"| {'domain':<8} | {'train':>6} | {'query':>6} | {'gallery':>7} | recipe")

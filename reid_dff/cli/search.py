@@ -15,7 +15,13 @@ import os
 import sys
 
 from reid_dff.inference import GalleryIndex, collect_images, load_features, search_features
-from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides, positive_int
+from reid_dff.inference.cli import (
+    ConfigFileOnce,
+    ToolUsageError,
+    exit_on_user_error,
+    parse_args_with_overrides,
+    positive_int,
+)
 from reid_dff.utils import atomic_write_json
 from reid_dff.visualization import write_search_html
 
@@ -63,7 +69,7 @@ def query_features(args, index):
     else:
         checkpoint = args.weights or index.meta.checkpoint_path
         if not checkpoint or not os.path.isfile(checkpoint):
-            raise SystemExit(
+            raise ToolUsageError(
                 f"the index records checkpoint {checkpoint!r}, which is not here; pass --weights (and "
                 "--config-file if the checkpoint holds no config)"
             )

@@ -1,4 +1,4 @@
-"""Pictures of what a model learned, as PNG files.
+r"""Pictures of what a model learned, as PNG files.
 
     # (a) each DFF layer's frequency mask beside the centred log-magnitude spectrum it filters, per image
     python tools/visualize.py masks --weights dff.pth --images DIR_OR_LIST --output-dir docs/images
@@ -129,6 +129,10 @@ def run(args: argparse.Namespace) -> None:
         except json.JSONDecodeError as e:
             raise FigureInputError(
                 f"{args.results} is not valid JSON ({e}); expected tools/search.py's output"
+            ) from None
+        except FileNotFoundError:
+            raise FigureInputError(
+                f"{args.results} does not exist; write it with tools/search.py ... --output {args.results}"
             ) from None
         written.append(save_png(args.output, ranked_lists_figure(report, max_queries=args.max_queries)))
     for path in written:

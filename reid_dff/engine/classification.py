@@ -71,6 +71,8 @@ class ClassificationTrainer(Trainer):
         )
         return self.data.train
 
+    class_noun = "classes"
+
     def check_config(self) -> None:
         """Classification is scored by top-1 accuracy: the retrieval settings (``TEST.METRIC`` ...) do not apply."""
 

@@ -80,6 +80,8 @@ def detach_log_file(logger: logging.Logger, output_dir: str) -> None:
 class Trainer:
     """One configured training run on this process's rank (see :func:`reid_dff.engine.launch`)."""
 
+    class_noun = "identities"  # what the classifier's outputs are, in the log
+
     def __init__(self, cfg, resume: bool = False):
         self.cfg = cfg
         self.rank, self.world_size = get_rank(), get_world_size()
@@ -342,7 +344,7 @@ class Trainer:
     def _train(self) -> dict | None:
         cfg = self.cfg
         self.logger.info(
-            "training %s for %d epochs x %d iterations on %s (world size %d, AMP %s), %d identities",
+            "training %s for %d epochs x %d iterations on %s (world size %d, AMP %s), %d %s",
             cfg.MODEL.BACKBONE,
             self.max_epochs,
             self.iters_per_epoch,
@@ -350,6 +352,7 @@ class Trainer:
             self.world_size,
             "on" if self.use_amp else "off",
             self.num_classes,
+            self.class_noun,
         )
         report, evaluated_final = None, False
         self._train_start = time.perf_counter()
@@ -397,9 +400,8 @@ class Trainer:
             finally:
                 self.model.train()
             metric = target_map(report)
-            self.logger.info(
-                "epoch %d: target mAP %.4f (best so far %.4f)", self.epoch, metric, self.best_metric
-            )
+            best = "none yet" if self.best_metric == -math.inf else f"{self.best_metric:.4f}"
+            self.logger.info("epoch %d: target mAP %.4f (best so far %s)", self.epoch, metric, best)
             writer = self.tensorboard()
             if writer is not None:
                 writer.add_scalar("eval/target_mAP", metric, self.iteration)

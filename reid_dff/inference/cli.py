@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import sys
 from collections.abc import Iterator
 
@@ -20,7 +21,12 @@ from .features_file import FeaturesFileError
 from .images import ImageListError
 from .index import IndexCompatibilityError, IndexFormatError, IndexParameterError, UnsafeIndexPathError
 
+
 # Errors that mean "the user's config, checkpoint, images, features or index is wrong", never a bug.
+class ToolUsageError(ValueError):
+    """A tool was given arguments that cannot work together (the message says what to pass instead)."""
+
+
 USER_ERRORS = (
     BadImageError,
     CheckpointError,
@@ -38,6 +44,7 @@ USER_ERRORS = (
     SamplerError,
     SyntheticDataError,
     SyntheticParameterError,
+    ToolUsageError,
     UnsafeIndexPathError,
     WeightsError,
 )
@@ -118,7 +125,12 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: list[str] |
     head, overrides = argv, []
     with _nothing_required(parser):
         while True:
-            opts = list(getattr(parser.parse_args(head), "opts", None) or [])  # a subcommand may have none
+            try:  # quietly: help and usage errors are printed by the real parse below, with the real usage
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    namespace = parser.parse_args(head)
+            except SystemExit:
+                break
+            opts = list(getattr(namespace, "opts", None) or [])  # a subcommand may have none
             rest = head[: len(head) - len(opts)]
             cut = next((i for i, item in enumerate(opts) if item.split("=", 1)[0] in flags), None)
             if cut is None:

@@ -15,6 +15,7 @@ On disk an index is a directory of three files, each written atomically:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ import numpy as np
 from ..evaluation.distance import as_feature_matrix, l2_normalize
 from ..utils import atomic_open, atomic_write_json, sha256_file
 from .features_file import FeatureSet
+
+logger = logging.getLogger(__name__)
 
 INDEX_FORMAT = "reid-dff-gallery-index"
 INDEX_VERSION = 1
@@ -128,6 +131,16 @@ def _make_ivfpq(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.
         )
     quantizer = _make_flat(dim, metric, {}, num_vectors)
     index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), m, nbits, _faiss_metric(metric))
+    recommended = index.pq.cp.min_points_per_centroid * 2**nbits
+    if num_vectors < recommended:
+        logger.warning(
+            "ivfpq: %d gallery vectors train %d centroids per sub-quantizer, where FAISS recommends at least "
+            "%d; the codes will be coarse (a flat or ivf index is exact on a gallery this small)",
+            num_vectors,
+            2**nbits,
+            recommended,
+        )
+    index.pq.cp.min_points_per_centroid = 1  # warned once here, not once per sub-quantizer by FAISS
     return _owning_ivf(index, quantizer, params)
 
 

@@ -161,3 +161,14 @@ def test_inspect_tool_prints_table_and_problems(tmp_path):
     )
     assert "[error] viper" in out and "cam_a/" in out
     assert "absent" in out and "msmt17" in out
+
+
+def test_inspect_tool_names_a_missing_root_and_unknown_datasets(tmp_path, capsys):
+    from reid_dff.cli.inspect_datasets import main
+
+    assert main(["--root", str(tmp_path / "nowhere")]) == 1
+    assert "--root " + str(tmp_path / "nowhere") + " is not a directory" in capsys.readouterr().err
+    make_market1501(str(tmp_path))
+    assert main(["--root", str(tmp_path), "--datasets", "markt1501", "market1501"]) == 1
+    out = capsys.readouterr().out
+    assert "unknown dataset 'markt1501'; known names:" in out and "market1501" in out.split("known names:")[1]

@@ -355,13 +355,20 @@ def test_a_search_parameter_of_another_index_type_is_one_line(unseen_domain, tmp
     )
 
 
-def test_build_index_tool_builds_a_product_quantized_index(unseen_domain, tmp_path):
+def test_build_index_tool_builds_a_product_quantized_index(unseen_domain, tmp_path, capfd, caplog):
     _, query, gallery, _ = unseen_domain
     save_features(tmp_path / "gallery.npz", gallery)
     options = ["--type", "ivfpq", "--nlist", "2", "--nprobe", "2", "--pq-m", "4", "--pq-nbits", "4"]
     load_tool("build_index").main(
         ["--features", str(tmp_path / "gallery.npz"), "--index", str(tmp_path / "i"), *options]
     )
+    # a gallery this small: one warning of ours, not FAISS's one per sub-quantizer (FAISS's single line
+    # about the coarse quantizer's 2 lists stays)
+    assert capfd.readouterr().err.count("WARNING clustering") <= 1
+    assert [r.getMessage() for r in caplog.records].count(
+        f"ivfpq: {len(gallery.paths)} gallery vectors train 16 centroids per sub-quantizer, where FAISS "
+        "recommends at least 624; the codes will be coarse (a flat or ivf index is exact on a gallery this small)"
+    ) == 1
     index = GalleryIndex.load(tmp_path / "i", dim=gallery.feats.shape[1], normalized=True)
     assert index.meta.index_type == "ivfpq"
     assert index.meta.params == {"nlist": 2, "nprobe": 2, "train_per_list": 64, "pq_m": 4, "pq_nbits": 4}

@@ -48,8 +48,8 @@ def inspect_root(
         name = spec.partition(":")[0]
         try:
             cls = DATASET_REGISTRY.get(name)
-        except KeyError:
-            results.append(DatasetInspection(spec, "error", None, [f"unknown dataset {name!r}"]))
+        except KeyError as e:  # the registry's message lists the known names
+            results.append(DatasetInspection(spec, "error", None, [str(e)]))
             continue
         present = any(os.path.isdir(os.path.join(root, f)) for f in cls.root_folders)
         if not present and not explicit:
@@ -72,7 +72,8 @@ def format_inspection(results: Sequence[DatasetInspection]) -> str:
     blocks = []
     for result in results:
         if result.dataset is not None:
-            lines = [f"[{result.status}] " + result.dataset.format_statistics()]
+            label = f"[{result.status}] " + ("" if result.spec == result.dataset.name else f"{result.spec}: ")
+            lines = [label + result.dataset.format_statistics()]
             lines += [f"  ! {p}" for p in result.problems]
             blocks.append("\n".join(lines))
         elif result.status == "error":
