@@ -246,6 +246,8 @@ def test_synthetic_sources_end_to_end_with_the_generator(tmp_path):
     assert sorted(batch["domains"].tolist()) == [0, 0, 1, 1]
     (test_set,) = build_test_sets(cfg, "synthetic:1")
     assert {s.pid for s in test_set.query} <= {s.pid for s in test_set.gallery}
+    with pytest.raises(DatasetOptionError, match=r"synthetic:9: .* holds domains 0, 1 only"):
+        build_test_sets(cfg, "synthetic:9")
 
 
 def test_augmentations_are_the_same_with_any_number_of_workers_and_after_a_resume(root):

@@ -175,7 +175,9 @@ class ReIDDataset:
         for candidate in candidates:
             if os.path.isdir(candidate):
                 return candidate
-        raise self._missing("none of the folders " + ", ".join(candidates))
+        raise self._missing(
+            f"the folder {candidates[0]}" if len(candidates) == 1 else f"a folder (tried {', '.join(candidates)})"
+        )
 
     def _require_images(self, directory: str, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[str]:
         paths = list_images(self._require_dir(directory), extensions)

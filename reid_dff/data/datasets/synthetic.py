@@ -40,4 +40,17 @@ class SyntheticDomain(MarketStyleDataset):
         super().__init__(root, **kwargs)
 
     def data_dir_candidates(self) -> list[str]:
-        return [os.path.join(self.root, "synthetic", f"domain{self.domain}")]
+        folder = os.path.join(self.root, "synthetic")
+        path = os.path.join(folder, f"domain{self.domain}")
+        if os.path.isdir(folder) and not os.path.isdir(path):
+            present = sorted(
+                int(name[len("domain") :])
+                for name in os.listdir(folder)
+                if name.startswith("domain") and name[len("domain") :].isdigit()
+            )
+            if present:
+                raise DatasetOptionError(
+                    f"synthetic:{self.domain}: {folder} holds domains {', '.join(map(str, present))} only "
+                    "(DATASETS.SYNTHETIC.NUM_DOMAINS); use one of them or generate more domains"
+                )
+        return [path]
