@@ -183,7 +183,8 @@ class _GroupedIdentitySampler(_StepBatchSampler):
             if len(members) < per_step:
                 raise SamplerError(
                     f"source domain {group} has {len(members)} identities but every step needs {per_step} of "
-                    f"them ({per_rank_share} per rank x {world_size} ranks); use a smaller batch or fewer ranks"
+                    f"them ({per_rank_share} per rank x {world_size} ranks); lower SOLVER.IMS_PER_BATCH or raise "
+                    "DATALOADER.NUM_INSTANCES (fewer identities per batch), or use fewer ranks"
                 )
             self._groups.append(_IdentityGroup(group, members, per_step, self.seed))
         self._per_rank_share = per_rank_share
@@ -260,7 +261,8 @@ class InfiniteRandomSampler(_StepBatchSampler):
         super().__init__(seed, rank, world_size)
         if batch_size < 1 or num_samples < batch_size * world_size:
             raise SamplerError(
-                f"{num_samples} samples cannot fill one global batch of {batch_size} x {world_size} ranks"
+                f"{num_samples} samples cannot fill one global batch of {batch_size} x {world_size} ranks; "
+                "lower SOLVER.IMS_PER_BATCH or use fewer ranks"
             )
         self.num_samples = num_samples
         self.batch_size = batch_size

@@ -254,9 +254,11 @@ class Trainer:
             )
             raise CheckpointError(
                 f"{path} was written with another config ({len(changes)} key(s) differ: {listed}"
-                f"{'; ...' if len(changes) > 5 else ''}). --resume continues that run: pass its config "
-                f"({os.path.join(self.output_dir, 'config.yaml')}), changing only {', '.join(RESUME_MAY_CHANGE)}*; "
-                f"or train a new run in another OUTPUT_DIR (MODEL.WEIGHTS {path} starts it from these weights)"
+                f"{'; ...' if len(changes) > 5 else ''}). --resume continues that run: pass the config it was "
+                f"started with ({os.path.join(self.output_dir, 'config.yaml')}, unless a later run in this folder "
+                "replaced it; the checkpoint keeps a copy under 'cfg'), changing only "
+                f"{', '.join(RESUME_MAY_CHANGE)}; or train a new run in another OUTPUT_DIR (MODEL.WEIGHTS {path} "
+                "starts it from these weights)"
             )
         if state["num_classes"] != self.num_classes:
             raise CheckpointError(
@@ -277,7 +279,9 @@ class Trainer:
         self.train_loader.load_state_dict(per_rank[self.rank])
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.best_metric = float(state["best_metric"])
-        self.run_id = state.get("run_id") or self.run_id  # checkpoints before run ids: a new one from here
+        # Checkpoints written before run ids have none: the run keeps none, so its own best.pth (also
+        # without one) stays its record on every later resume.
+        self.run_id = state.get("run_id")
         # With CHECKPOINT_PERIOD > EVAL_PERIOD, best.pth can be newer (and better) than last.pth: a
         # repeated epoch must beat that, not last.pth's stale record, to replace it. A best.pth of another
         # run (an earlier run in the same OUTPUT_DIR) is not this run's record and will be replaced.

@@ -122,6 +122,11 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: list[str] |
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = _option_strings(parser)
+
+    def is_flag(item: str) -> bool:  # a flag, "--flag=value", or an abbreviation argparse would accept
+        name = item.split("=", 1)[0]
+        return name in flags or (name.startswith("--") and any(f.startswith(name) for f in flags))
+
     head, overrides = argv, []
     with _nothing_required(parser):
         while True:
@@ -129,10 +134,12 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: list[str] |
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                     namespace = parser.parse_args(head)
             except SystemExit:
-                break
+                # Help, or a mistake in the flags themselves (a flag without its value, an invalid choice):
+                # parsing them without the overrides reports it, and an override is never taken as a value.
+                return parser.parse_args(head)
             opts = list(getattr(namespace, "opts", None) or [])  # a subcommand may have none
             rest = head[: len(head) - len(opts)]
-            cut = next((i for i, item in enumerate(opts) if item.split("=", 1)[0] in flags), None)
+            cut = next((i for i, item in enumerate(opts) if is_flag(item)), None)
             if cut is None:
                 head, overrides = rest, overrides + opts
                 break

@@ -47,7 +47,8 @@ class FeatureExtractor:
         self.cfg = cfg
         # A checkpoint remembers the device it was trained on; on another machine "auto" is the right default.
         self.device = resolve_device(
-            str(device) if device else ("auto" if from_checkpoint else cfg.MODEL.DEVICE)
+            str(device) if device else ("auto" if from_checkpoint else cfg.MODEL.DEVICE),
+            setting="the device (--device)" if device else "MODEL.DEVICE",
         )
         # ImageNet initialization is pointless under trained weights, and its file may not exist here.
         self.model = build_model(cfg, num_classes=0, imagenet_init=False)

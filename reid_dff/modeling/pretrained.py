@@ -23,8 +23,8 @@ ImageNet ResNets) load too; the counters are reported as newly initialized.
 from __future__ import annotations
 
 import os
-import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -78,17 +78,20 @@ def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
         return f"it cannot be read ({e.strerror})"
     if not head.startswith(b"PK\x03\x04") and head[:1] != b"\x80":  # torch.save: a zip archive, or a pickle
         return "it is not a file written by torch.save (neither a zip archive nor a pickle)"
+    if head.startswith(b"PK\x03\x04") and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("data.pkl") for name in archive.namelist()):
+                return "it is a zip archive that torch.save did not write (a .npz features file, say)"
     text = str(error)
     if "WeightsUnpickler error:" in text:
         detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].strip()
         detail = detail.split(". Please use", 1)[
             0
-        ]  # torch's advice to allowlist the class: not for files from others
+        ]  # torch's advice to allowlist classes: not for others' files
         return f"it holds objects that only arbitrary code could rebuild ({detail})"
     lines = text.strip().splitlines()
-    return (
-        f"the file is corrupt or truncated ({lines[0].split('. ', 1)[0] if lines else type(error).__name__})"
-    )
+    detail = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+    return f"the file is corrupt or truncated ({detail})"
 
 
 def read_state_dict(
@@ -106,7 +109,7 @@ def read_state_dict(
             )
         try:
             obj = torch.load(source, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 -- any failure to read a user's file is reported, not raised as-is
             raise WeightsError(
                 f"cannot read {what} file {source} with torch.load(weights_only=True): "
                 f"{torch_load_problem(source, e)}. Expected a "

@@ -16,18 +16,20 @@ class DeviceError(RuntimeError):
     """``MODEL.DEVICE`` (or ``--device``) names no device, or one this machine does not have."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without a GPU is an error."""
+def resolve_device(name: str, setting: str = "MODEL.DEVICE") -> torch.device:
+    """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without a GPU is an error.
+
+    ``setting`` names where ``name`` came from in messages (``MODEL.DEVICE``, ``--device``).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise DeviceError(f"MODEL.DEVICE {name!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+        raise DeviceError(f"{setting} {name!r} is not a device; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(
-            f"MODEL.DEVICE is {name!r} but CUDA is not available on this machine; "
-            "set MODEL.DEVICE cpu (or auto)"
+            f"{setting} is {name!r} but CUDA is not available on this machine; set {setting} cpu (or auto)"
         )
     return device
 

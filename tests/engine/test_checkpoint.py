@@ -74,6 +74,15 @@ def test_missing_corrupt_and_unsafe_checkpoints(tmp_path):
     not_torch.write_text("MODEL:\n  BACKBONE: resnet50\n")
     with pytest.raises(CheckpointError, match=r"config\.yaml .*not a file written by torch\.save"):
         load_checkpoint(not_torch)
+    features = tmp_path / "gallery.npz"  # a features file given as weights
+    np.savez(features, feats=np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(CheckpointError, match=r"gallery\.npz .*a zip archive that torch\.save did not write"):
+        load_checkpoint(features)
+    legacy = tmp_path / "legacy.pth"  # the pre-zip torch format, cut short: struct.error inside torch
+    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:30])
+    with pytest.raises(CheckpointError, match=r"legacy\.pth .*corrupt or truncated"):
+        load_checkpoint(legacy)
     torch.save([torch.ones(1)], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="holds a list; expected a dict"):
         load_checkpoint(tmp_path / "list.pth")

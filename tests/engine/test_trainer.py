@@ -263,6 +263,36 @@ def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path
     assert load_checkpoint(tmp_path / "run" / "last.pth")["run_id"] == resumed.run_id
 
 
+def test_a_run_from_before_run_ids_keeps_its_best_checkpoint_over_several_resumes(tmp_path, monkeypatch):
+    import logging
+
+    from reid_dff.engine.checkpoint import save_checkpoint
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("reid_dff").addHandler(handler)  # the run's logger does not propagate to caplog
+
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=1)
+    cfg.TEST.EVAL_PERIOD = 1
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.9])
+    StandInTrainer(cfg).train()
+    for name in ("last.pth", "best.pth"):  # as written before checkpoints had a run_id
+        state = load_checkpoint(tmp_path / "run" / name)
+        del state["run_id"]
+        save_checkpoint(tmp_path / "run" / name, state)
+    for epochs in (2, 3):
+        cfg = make_cfg(tmp_path, MAX_EPOCHS=epochs)
+        cfg.TEST.EVAL_PERIOD = 1
+        monkeypatch.setattr(StandInTrainer, "eval_maps", [0.3])
+        resumed = StandInTrainer(cfg, resume=True)
+        assert resumed.best_metric == 0.9  # its own record, on the first resume and on the second
+        assert not [m for m in messages if "from another run" in m]
+        resumed.train()
+    logging.getLogger("reid_dff").removeHandler(handler)
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["best_metric"] == 0.9
+
+
 @pytest.mark.parametrize(
     "change",
     [{"BASE_LR": 0.5}, {"WEIGHT_DECAY": 0.0}, {"OPTIMIZER": "SGD"}, {"NO_DECAY_NORM_BIAS": True}],
@@ -275,6 +305,16 @@ def test_resume_refuses_a_changed_config_and_keeps_the_runs_config_yaml(tmp_path
     with pytest.raises(CheckpointError, match=rf"another config .*SOLVER\.{key}: .* in the checkpoint"):
         StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=2, **change), resume=True)
     assert (tmp_path / "run" / "config.yaml").read_bytes() == config_yaml
+
+
+def test_resume_refuses_other_targets_or_metric_which_would_change_what_best_pth_means(tmp_path):
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+    for key, value in (("DATASETS.TARGETS", ["other"]), ("TEST.METRIC", "euclidean")):
+        cfg = make_cfg(tmp_path, MAX_EPOCHS=2)
+        section, name = key.split(".")
+        cfg[section][name] = value
+        with pytest.raises(CheckpointError, match=rf"{key}: .* in the checkpoint"):
+            StandInTrainer(cfg, resume=True)
 
 
 def test_resume_may_change_how_long_where_and_how_often(tmp_path):

@@ -202,6 +202,14 @@ def test_flags_may_follow_the_overrides():
     assert args.resume and args.opts == ["OUTPUT_DIR", "out"]
 
 
+def test_a_flag_without_its_value_never_takes_an_override_and_abbreviations_work_after_them(capsys):
+    with pytest.raises(SystemExit):
+        load_tool().parse_args(["--config-file", "x.yaml", "SOLVER.MAX_EPOCHS", "1", "--config-file"])
+    assert "argument --config-file: expected one argument" in capsys.readouterr().err
+    args = load_tool().parse_args(["--config-file", "x.yaml", "SEED", "3", "--res"])
+    assert args.resume and args.opts == ["SEED", "3"]
+
+
 def test_a_second_config_file_is_refused_not_silently_dropped(capsys):
     with pytest.raises(SystemExit):
         load_tool().parse_args(["--config-file", "a.yaml", "--config-file", "b.yaml"])
