@@ -127,16 +127,15 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: list[str] |
         name = item.split("=", 1)[0]
         return name in flags or (name.startswith("--") and any(f.startswith(name) for f in flags))
 
-    head, overrides = argv, []
+    head, overrides, failed = argv, [], False
     with _nothing_required(parser):
         while True:
             try:  # quietly: help and usage errors are printed by the real parse below, with the real usage
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                     namespace = parser.parse_args(head)
             except SystemExit:
-                # Help, or a mistake in the flags themselves (a flag without its value, an invalid choice):
-                # parsing them without the overrides reports it, and an override is never taken as a value.
-                return parser.parse_args(head)
+                failed = True
+                break
             opts = list(getattr(namespace, "opts", None) or [])  # a subcommand may have none
             rest = head[: len(head) - len(opts)]
             cut = next((i for i, item in enumerate(opts) if is_flag(item)), None)
@@ -144,4 +143,8 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: list[str] |
                 head, overrides = rest, overrides + opts
                 break
             head, overrides = rest + opts[cut:], overrides + opts[:cut]
+    if failed:
+        # Help, or a mistake in the flags themselves (a flag without its value, an invalid choice): parsing
+        # them without the overrides reports it, and an override is never taken as a flag's value.
+        return parser.parse_args(head)
     return parser.parse_args(head + overrides)
