@@ -325,13 +325,18 @@ def _parse_literal(raw: Any) -> Any:
 
 
 def load_yaml_with_base(path: str | os.PathLike, _seen: tuple[str, ...] = ()) -> dict:
-    """Read a YAML config and everything it inherits through ``_BASE_``, as one merged dict."""
+    """Read a YAML config and everything it inherits through ``_BASE_``, as one merged dict.
+
+    ``_BASE_`` is one file or a list of files, each relative to the including file; they are merged in
+    order (a later one wins), then the including file's own keys on top.
+    """
     path = os.path.abspath(os.fspath(path))
     if path in _seen:
         chain = " -> ".join([*_seen, path])
         raise ConfigError(f"_BASE_ cycle in config files: {chain}")
     if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
+        included_by = f" (named in _BASE_ of {_seen[-1]})" if _seen else ""
+        raise ConfigError(f"config file not found: {path}{included_by}")
     with open(path, encoding="utf-8") as f:
         try:
             data = parse_yaml(f) or {}
@@ -344,6 +349,8 @@ def load_yaml_with_base(path: str | os.PathLike, _seen: tuple[str, ...] = ()) ->
         return data
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(base, str) and base for base in bases):
+        raise ConfigError(f"_BASE_ in {path} must be a file name or a list of file names, got {bases!r}")
     merged: dict = {}
     for base in bases:
         base_path = os.path.expanduser(base)

@@ -46,6 +46,34 @@ def test_multiple_bases_merge_in_order(tmp_path):
     assert (cfg.SEED, cfg.OUTPUT_DIR) == (2, "a")
 
 
+def test_a_list_of_bases_is_deep_merged_in_order_each_relative_to_its_own_includer(tmp_path):
+    # models/m.yaml and schedules/s.yaml sit in other folders than the leaf; s.yaml has its own base
+    write(tmp_path / "models" / "m.yaml", "MODEL:\n  BACKBONE: resnet18\nSOLVER:\n  BASE_LR: 0.5\n")
+    write(tmp_path / "schedules" / "common.yaml", "SOLVER:\n  MAX_EPOCHS: 3\n  GAMMA: 0.5\n")
+    write(
+        tmp_path / "schedules" / "s.yaml",
+        "_BASE_: [common.yaml]\nSOLVER:\n  BASE_LR: 0.25\n  GAMMA: 0.75\n",
+    )
+    leaf = write(
+        tmp_path / "runs" / "leaf.yaml",
+        "_BASE_: [../models/m.yaml, ../schedules/s.yaml]\nSOLVER:\n  GAMMA: 0.125\n",
+    )
+    cfg = setup_cfg(str(leaf))
+    assert cfg.MODEL.BACKBONE == "resnet18"  # only the first base sets it
+    assert cfg.SOLVER.BASE_LR == 0.25  # the later base wins over the earlier
+    assert cfg.SOLVER.MAX_EPOCHS == 3  # the later base's own base, kept beside its siblings (deep merge)
+    assert cfg.SOLVER.GAMMA == 0.125  # the including file wins over all its bases
+    assert cfg.SOLVER.STEPS == get_cfg().SOLVER.STEPS  # untouched default
+
+
+def test_two_bases_may_share_a_base(tmp_path):
+    write(tmp_path / "root.yaml", "SEED: 4\n")
+    write(tmp_path / "a.yaml", "_BASE_: root.yaml\nOUTPUT_DIR: a\n")
+    write(tmp_path / "b.yaml", "_BASE_: root.yaml\nSOLVER:\n  MAX_EPOCHS: 2\n")
+    cfg = setup_cfg(str(write(tmp_path / "leaf.yaml", "_BASE_: [a.yaml, b.yaml]\n")))  # a diamond, no cycle
+    assert (cfg.SEED, cfg.OUTPUT_DIR, cfg.SOLVER.MAX_EPOCHS) == (4, "a", 2)
+
+
 def test_base_cycle_and_missing_base_are_errors(tmp_path):
     write(tmp_path / "x.yaml", "_BASE_: y.yaml\n")
     write(tmp_path / "y.yaml", "_BASE_: x.yaml\n")
@@ -54,6 +82,28 @@ def test_base_cycle_and_missing_base_are_errors(tmp_path):
     write(tmp_path / "z.yaml", "_BASE_: nowhere.yaml\n")
     with pytest.raises(ConfigError, match="nowhere.yaml"):
         setup_cfg(str(tmp_path / "z.yaml"))
+
+
+def test_a_missing_base_names_the_file_that_named_it(tmp_path):
+    write(tmp_path / "real.yaml", "SEED: 1\n")
+    write(tmp_path / "mid" / "mid.yaml", "_BASE_: [../real.yaml, ../nowhere.yaml]\n")
+    leaf = write(tmp_path / "leaf.yaml", "_BASE_: mid/mid.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        setup_cfg(str(leaf))
+    assert str(info.value) == (
+        f"config file not found: {tmp_path / 'nowhere.yaml'} (named in _BASE_ of {tmp_path / 'mid' / 'mid.yaml'})"
+    )
+    with pytest.raises(ConfigError) as info:  # the file given directly: nothing included it
+        setup_cfg(str(tmp_path / "absent.yaml"))
+    assert str(info.value) == f"config file not found: {tmp_path / 'absent.yaml'}"
+
+
+@pytest.mark.parametrize("base", ["{a: 1}", "[a.yaml, 3]", "['']", "7"])
+def test_a_base_that_is_not_file_names_is_an_error(tmp_path, base):
+    write(tmp_path / "a.yaml", "SEED: 1\n")
+    leaf = write(tmp_path / "leaf.yaml", f"_BASE_: {base}\n")
+    with pytest.raises(ConfigError, match=rf"_BASE_ in {leaf} must be a file name or a list of file names"):
+        setup_cfg(str(leaf))
 
 
 def test_overrides_parse_values_by_default_type():
