@@ -1,8 +1,7 @@
-"""The committed split files, their regeneration rule and hashes, the protocol configs, the inspect tool."""
+"""The committed split files, their regeneration rule and hashes, the inspect tool."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -11,13 +10,11 @@ import sys
 import pytest
 from fake_trees import make_market1501, make_viper
 
-from reid_dff.config import setup_cfg
 from reid_dff.data.datasets import (
     DatasetLayoutError,
     DatasetOptionError,
     SplitFileError,
     build_dataset,
-    parse_dataset_spec,
 )
 from reid_dff.data.datasets.protocol_splits import (
     SPLIT_SPECS,
@@ -123,25 +120,6 @@ def test_bad_split_files_are_specific_errors(tmp_path):
     # the packaged split needs all 632 pairs: a partial copy is an error naming the count
     with pytest.raises(DatasetLayoutError, match="has only 20 pairs"):
         build_dataset("viper", str(tmp_path))
-
-
-PROTOCOL_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "protocols", "*.yaml")))
-
-
-def test_protocol_configs_set_only_the_dataset_keys():
-    import yaml
-
-    names = [os.path.basename(p) for p in PROTOCOL_CONFIGS]
-    assert len(names) == 7 and sum(n.startswith("protocol2_") for n in names) == 3
-    for path in PROTOCOL_CONFIGS:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
-        assert set(raw) == {"DATASETS"} and set(raw["DATASETS"]) == {"SOURCES", "TARGETS", "COMBINE_ALL"}
-        cfg = setup_cfg(path)
-        for spec in cfg.DATASETS.SOURCES + cfg.DATASETS.TARGETS:
-            parse_dataset_spec(spec)
-        assert cfg.DATASETS.COMBINE_ALL == (not os.path.basename(path).startswith("protocol2_"))
-        assert not set(cfg.DATASETS.SOURCES) & set(cfg.DATASETS.TARGETS)
 
 
 def test_inspect_tool_prints_table_and_problems(tmp_path):
