@@ -209,7 +209,8 @@ def run_sweep(
     """Run ``runs`` in order into ``root/<name>``, reusing cached runs (all retrained with ``rerun``).
 
     ``train`` trains one resolved config and writes its ``results.json`` (default :func:`train_in_process`);
-    ``announce(run, cfg)`` is called before each training. A failing run stops the sweep; the runs finished before it stay cached.
+    ``announce(run, cfg)`` is called before each training. A failing run stops the sweep; the runs
+    finished before it stay cached.
     """
     names = [run.name for run in runs]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -225,8 +226,7 @@ def run_sweep(
         if report is None:
             if announce is not None:
                 announce(run, cfg)
-            if os.path.lexists(output_dir):
-                shutil.rmtree(output_dir)  # the stale run's files; see the module docstring
+            _remove(output_dir)  # the stale run's files; see the module docstring
             start = time.perf_counter()
             with fresh_run_logging(quiet):
                 (train or train_in_process)(cfg)
@@ -234,6 +234,14 @@ def run_sweep(
             report = _record_hash(output_dir, expected, run)
         results.append(RunResult(run, output_dir, expected, report, reused=seconds is None, seconds=seconds))
     return results
+
+
+def _remove(path: str) -> None:
+    """Delete a stale run's folder (a link or a file in its place: only that entry, never its target)."""
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
 
 
 def _record_hash(output_dir: str, expected: str, run: Run) -> dict[str, Any]:

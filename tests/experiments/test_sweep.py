@@ -256,3 +256,15 @@ def test_the_default_trainer_is_the_one_engine_call(tmp_path, monkeypatch):
                                                                  fake_trainer([])(cfg)))  # fmt: skip
     run_sweep(runs_of([4]), str(tmp_path))
     assert seen == [4]
+
+
+def test_a_link_in_place_of_a_stale_run_is_replaced_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the sweep's")
+    (tmp_path / "root" / "dff").mkdir(parents=True)
+    (tmp_path / "root" / "dff" / "seed0").symlink_to(elsewhere)
+    calls = []
+    sweep_once(tmp_path / "root", runs_of([0]), calls)
+    assert len(calls) == 1 and (elsewhere / "keep.txt").read_text() == "not the sweep's"
+    assert not (tmp_path / "root" / "dff" / "seed0").is_symlink()
