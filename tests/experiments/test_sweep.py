@@ -268,3 +268,31 @@ def test_a_link_in_place_of_a_stale_run_is_replaced_not_followed(tmp_path):
     sweep_once(tmp_path / "root", runs_of([0]), calls)
     assert len(calls) == 1 and (elsewhere / "keep.txt").read_text() == "not the sweep's"
     assert not (tmp_path / "root" / "dff" / "seed0").is_symlink()
+
+
+def test_a_run_in_the_sweep_equals_the_same_config_trained_by_train_net(tmp_path):
+    # In-process runs must not leak state into each other: the second run of the sweep (after another
+    # run, an evaluation of an untrained network, in this process) reports what a fresh train_net.py process reports for its config.
+    import subprocess
+    import sys
+
+    tiny = [
+        "MODEL.DEVICE", "cpu", "MODEL.BACKBONE", "resnet18", "DATASETS.ROOT", str(tmp_path / "data"),
+        "DATASETS.SOURCES", "['synthetic:0']", "DATASETS.TARGETS", "['synthetic:1']",
+        "DATASETS.SYNTHETIC.NUM_DOMAINS", "2", "DATASETS.SYNTHETIC.IDS_TRAIN", "8",
+        "DATASETS.SYNTHETIC.IDS_TEST", "4", "DATASETS.SYNTHETIC.HEIGHT", "64", "DATASETS.SYNTHETIC.WIDTH", "32",
+        "DATASETS.SYNTHETIC.CAMERAS", "2", "DATASETS.SYNTHETIC.IMAGES_PER_CAMERA", "2",
+        "DATALOADER.NUM_WORKERS", "0", "SOLVER.IMS_PER_BATCH", "8", "SOLVER.ITERS_PER_EPOCH", "2",
+        "SOLVER.MAX_EPOCHS", "1", "SOLVER.WARMUP_EPOCHS", "0", "TEST.EVAL_PERIOD", "1",
+    ]  # fmt: skip
+    runs = [Run("first", DEMO, (*tiny, "SOLVER.MAX_EPOCHS", "0"), 0), Run("second", DEMO, tuple(tiny), 1)]
+    results = run_sweep(runs, str(tmp_path / "sweep"))
+    assert [r.reused for r in results] == [False, False]
+    command = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file", DEMO, *tiny]
+    done = subprocess.run(
+        [*command, "SEED", "1", "OUTPUT_DIR", str(tmp_path / "alone")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    alone = json.load(open(tmp_path / "alone" / "results.json"))
+    assert results[1].report["targets"] == alone["targets"] and results[1].report["mean"] == alone["mean"]
