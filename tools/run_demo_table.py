@@ -4,26 +4,27 @@
     python tools/run_demo_table.py                      # 3 variants x 3 seeds, sequentially (~1.5 CPU-hours)
     python tools/run_demo_table.py --seeds 0 --variants dff
 
-Each cell is one ``tools/train_net.py --config-file configs/synthetic_demo.yaml MODEL.BACKBONE ... SEED ...``
-run in its own process (the exact command is printed and written beside the table); an existing
-``results.json`` made with the same resolved config is reused unless ``--rerun``. The untrained row
-evaluates the same networks with ``SOLVER.MAX_EPOCHS 0``. Writes ``OUT/table.md`` and ``OUT/table.json``.
+Each cell is one training run of ``configs/synthetic_demo.yaml`` with ``MODEL.BACKBONE ... SEED ...`` into
+``OUT/<variant>/<trained|untrained>/seed<SEED>``, run in this process by the library's sweep
+(reid_dff.experiments.sweep); the equivalent ``tools/train_net.py`` commands are written beside the table.
+A run whose ``results.json`` records the hash of the same resolved config is reused; any other run folder
+under OUT is replaced by a new training (``--rerun``: all of them). The untrained row evaluates the same
+networks with ``SOLVER.MAX_EPOCHS 0``. Relative paths (OUT, configs, the data root) are relative to the
+repository. Writes ``OUT/table.md`` and ``OUT/table.json``.
 """
 
 import argparse
-import json
 import os
+import shlex
 import statistics
-import subprocess
-import sys
-import time
 
 from reid_dff.config import setup_cfg
 from reid_dff.data.synthetic import ensure_synthetic, histogram_baseline_report
+from reid_dff.experiments import Run, collect, format_mean_std, run_sweep
 from reid_dff.utils import atomic_write_json, atomic_write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = "configs/synthetic_demo.yaml"
+CONFIG = "configs/synthetic_demo.yaml"  # relative to REPO; the one config path of this tool
 # Row label -> MODEL.BACKBONE (the DFF row keeps the config's MODEL.DFF.FILTER, ins_spatial).
 VARIANTS = {"base": ("Base (ResNet-18)", "resnet18"), "sbase": ("SBase (FFC-ResNet-18)", "ffc_resnet18"),
             "dff": ("DFF (DFF-ResNet-18)", "dff_resnet18")}  # fmt: skip
@@ -36,71 +37,58 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default="output/demo_table", help="folder of the runs and the table")
-    parser.add_argument("--rerun", action="store_true", help="train again even if results.json exists")
+    parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE overrides for every run")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    flags = [o for o in args.opts if o.startswith("--")]
+    if flags:  # it would otherwise be read as a config key
+        parser.error(f"flags go before the KEY VALUE overrides; {flags[0]} follows them")
+    return args
 
 
-def run_once(out_dir, overrides, rerun):
-    """Run train_net.py with ``overrides`` unless its results exist; returns (command, report, seconds)."""
-    command = [
-        sys.executable,
-        "tools/train_net.py",
-        "--config-file",
-        CONFIG,
-        *overrides,
-        "OUTPUT_DIR",
-        out_dir,
-    ]
-    results = os.path.join(REPO, out_dir, "results.json")
-    expected = setup_cfg(os.path.join(REPO, CONFIG), [*overrides, "OUTPUT_DIR", out_dir]).to_dict()
-    seconds = None
-    if rerun or not os.path.isfile(results) or _recorded_config(results) != expected:
-        print("+", " ".join(command[1:]), flush=True)
-        start = time.perf_counter()
-        subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
-    with open(results) as f:
-        return " ".join(["python", *command[1:]]), json.load(f), seconds
-
-
-def _recorded_config(results_path):
-    """The config a finished run recorded in its results.json (a stale run with another config is redone)."""
-    with open(results_path) as f:
-        return json.load(f).get("config")
-
-
-def mean_std(values):
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def build_runs(variants, seeds, opts):
+    """The sweep: per variant, untrained then trained, each over ``seeds``."""
+    runs = []
+    for key in variants:
+        for training in ("untrained", "trained"):
+            overrides = [*opts, "MODEL.BACKBONE", VARIANTS[key][1]]
+            if training == "untrained":
+                overrides += ["SOLVER.MAX_EPOCHS", "0"]
+            runs += [
+                Run(f"{key}/{training}/seed{seed}", CONFIG, tuple(overrides), seed, row=f"{key}/{training}")
+                for seed in seeds
+            ]
+    return runs
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = setup_cfg(os.path.join(REPO, CONFIG), args.opts, freeze=False)
+    os.chdir(REPO)  # relative paths mean what they meant when each run was a train_net.py in the repository
+    cfg = setup_cfg(CONFIG, args.opts)
     target = cfg.DATASETS.TARGETS[0]
-    # The runs start in the repository, so a relative data root is relative to it.
-    cfg.DATASETS.ROOT = os.path.join(REPO, cfg.DATASETS.ROOT)
-    synthetic_dir = ensure_synthetic(cfg)
-    domain = target.split(":")[1]
-    histogram = next(r for r in histogram_baseline_report(synthetic_dir) if r["domain"] == f"domain{domain}")
+    histogram = next(
+        r
+        for r in histogram_baseline_report(ensure_synthetic(cfg))
+        if r["domain"] == f"domain{target.split(':')[1]}"
+    )
 
-    rows, commands = [], []
+    def command(run):  # the train_net.py command line of one run
+        return shlex.join(["python", "tools/train_net.py", "--config-file", CONFIG, *run.options(args.out)])
+
+    runs = build_runs(args.variants, args.seeds, args.opts)
+    results = run_sweep(
+        runs, args.out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True)
+    )
+    maps = collect(results, lambda report, t: report["targets"][t]["mean"]["mAP"])
+    r1s = collect(results, lambda report, t: report["targets"][t]["mean"]["R1"])
+
+    rows = []
     for key in args.variants:
-        label, backbone = VARIANTS[key]
-        for trained in (False, True):
-            maps, r1s, times = [], [], []
-            for seed in args.seeds:
-                name = f"{key}/{'trained' if trained else 'untrained'}/seed{seed}"
-                overrides = [*args.opts, "MODEL.BACKBONE", backbone, "SEED", str(seed)]
-                if not trained:
-                    overrides += ["SOLVER.MAX_EPOCHS", "0"]
-                command, report, seconds = run_once(os.path.join(args.out, name), overrides, args.rerun)
-                maps.append(report["mean"]["mAP"])
-                r1s.append(report["mean"]["R1"])
-                if seconds is not None:
-                    times.append(seconds)
-                commands.append(command)
-            rows.append({"variant": label, "trained": trained, "seeds": args.seeds, "mAP": maps, "R1": r1s,
+        for training in ("untrained", "trained"):
+            row = f"{key}/{training}"
+            times = [r.seconds for r in results if r.run.row == row and r.seconds is not None]
+            rows.append({"variant": VARIANTS[key][0], "trained": training == "trained", "seeds": args.seeds,
+                         "mAP": list(maps[row][target].values()), "R1": list(r1s[row][target].values()),
                          "wall_seconds": times})  # fmt: skip
 
     lines = [
@@ -110,26 +98,20 @@ def main(argv=None):
         "| model | training | mAP | R1 | wall time per run |",
         "|---|---|---:|---:|---:|",
     ]
-
-    def cell(values):  # a spread only when there is one (several seeds)
-        mean, std = mean_std(values)
-        return f"{100 * mean:.1f} ± {100 * std:.1f}" if len(values) > 1 else f"{100 * mean:.1f}"
-
     for row in rows:
         wall = f"{statistics.fmean(row['wall_seconds']) / 60:.1f} min" if row["wall_seconds"] else "(reused)"
         lines.append(
-            f"| {row['variant']} | {'trained' if row['trained'] else 'untrained'} | {cell(row['mAP'])} "
-            f"| {cell(row['R1'])} | {wall} |"
+            f"| {row['variant']} | {'trained' if row['trained'] else 'untrained'} | "
+            f"{format_mean_std(row['mAP'])} | {format_mean_std(row['R1'])} | {wall} |"
         )
     lines.append(
         f"| colour histogram (HSV, 3 body thirds) | none | {100 * histogram['mAP']:.1f} | "
         f"{100 * histogram['rank1']:.1f} | |"
     )
     table = "\n".join(lines)
-    atomic_write_text(
-        os.path.join(REPO, args.out, "table.md"), table + "\n\nCommands:\n\n" + "\n".join(commands) + "\n"
-    )
-    atomic_write_json(os.path.join(REPO, args.out, "table.json"), {"rows": rows, "histogram": histogram})
+    commands = "\n".join(command(r.run) for r in results)
+    atomic_write_text(os.path.join(args.out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
+    atomic_write_json(os.path.join(args.out, "table.json"), {"rows": rows, "histogram": histogram})
     print(table)
 
 

@@ -2,25 +2,32 @@
 """The Office-Home leave-one-domain-out table: each held-out domain x each model, then the average.
 
     python tools/run_officehome_table.py --synthetic                 # CPU demo (docs/results.md)
+    python tools/run_officehome_table.py --synthetic --seeds 0 1 2   # the same, mean ± std over 3 seeds
     python tools/run_officehome_table.py --models dff_r18 r18        # real data (GPU; needs ImageNet weights)
 
-Each cell is one ``tools/train_net.py --config-file configs/officehome/<prefix>_<task>.yaml MODEL.BACKBONE ...
-OUTPUT_DIR OUT/<model>/<task>`` run in its own process; an existing ``results.json`` is reused unless
-``--rerun``. Cells are top-1 at the epoch selected on the sources' val split (the last epoch's in
-parentheses). Writes ``OUT/table.md`` (with the commands) and ``OUT/table.json``.
+Each cell is one training run of ``configs/officehome/<prefix>_<task>.yaml`` with ``MODEL.BACKBONE ...``
+into ``OUT/<model>/<task>`` (with ``--seeds``: ``OUT/<model>/<task>/seed<SEED>``), run in this process by
+the library's sweep (reid_dff.experiments.sweep); the equivalent ``tools/train_net.py`` commands are
+written beside the table. A run whose ``results.json`` records the hash of the same resolved config is
+reused; any other run folder under OUT is replaced by a new training (``--rerun``: all of them). Cells are
+top-1 at the epoch selected on the sources' val split: with one seed the last epoch's follows in
+parentheses, with several seeds a cell is mean ± std over them (the average column: over the per-seed
+averages). Relative paths (OUT, configs, the data root) are relative to the repository. Writes
+``OUT/table.md`` (with the commands) and ``OUT/table.json``.
 """
 
 import argparse
-import json
 import os
-import subprocess
-import sys
+import shlex
 
 from reid_dff.evaluation.classification import format_leave_one_domain_out_table
+from reid_dff.experiments import Run, collect, format_seed_table, run_sweep
 from reid_dff.utils import atomic_write_json, atomic_write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASKS = ("art", "clipart", "product", "real_world")
+# Relative to REPO; the one place this tool names config files.
+CONFIG = "configs/officehome/{prefix}_{task}.yaml"
 # Model key -> (row label, MODEL.BACKBONE).
 MODELS = {"dff_r18": ("DFF (DFF-ResNet-18)", "dff_resnet18"), "r18": ("Base (ResNet-18)", "resnet18")}
 
@@ -35,37 +42,65 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="SEED of each run (default: the config's)"
+    )
+    parser.add_argument(
         "--out", default=None, help="folder of the runs and the table (default output/<prefix>)"
     )
-    parser.add_argument("--rerun", action="store_true", help="train again even if results.json exists")
+    parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE overrides for every run")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    flags = [o for o in args.opts if o.startswith("--")]
+    if flags:  # it would otherwise be read as a config key
+        parser.error(f"flags go before the KEY VALUE overrides; {flags[0]} follows them")
+    return args
+
+
+def build_runs(prefix, models, tasks, seeds, opts):
+    """The sweep: every model x every held-out task (x every seed)."""
+    runs = []
+    for model in models:
+        for task in tasks:
+            overrides = (*opts, "MODEL.BACKBONE", MODELS[model][1])
+            config = CONFIG.format(prefix=prefix, task=task)
+            if seeds is None:
+                runs.append(Run(f"{model}/{task}", config, overrides, row=model))
+            else:
+                runs += [Run(f"{model}/{task}/seed{s}", config, overrides, s, row=model) for s in seeds]
+    return runs
 
 
 def main(argv=None):
     args = parse_args(argv)
+    os.chdir(REPO)  # relative paths mean what they meant when each run was a train_net.py in the repository
     prefix = "synthetic_officehome" if args.synthetic else "officehome"
     out = args.out or os.path.join("output", prefix)
-    runs, commands = {}, []
-    for model in args.models:
-        label, backbone = MODELS[model]
-        runs[label] = {}
-        for task in args.tasks:
-            run_dir = os.path.join(out, model, task)
-            command = [sys.executable, "tools/train_net.py", "--config-file", f"configs/officehome/{prefix}_{task}.yaml",
-                       *args.opts, "MODEL.BACKBONE", backbone, "OUTPUT_DIR", run_dir]  # fmt: skip
-            commands.append(" ".join(["python", *command[1:]]))
-            results = os.path.join(REPO, run_dir, "results.json")
-            if args.rerun or not os.path.isfile(results):
-                print("+", commands[-1], flush=True)
-                subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-            with open(results, encoding="utf-8") as f:
-                runs[label][task] = json.load(f)
-    table = format_leave_one_domain_out_table(runs)
-    atomic_write_text(
-        os.path.join(REPO, out, "table.md"), table + "\n\nCommands:\n\n" + "\n".join(commands) + "\n"
-    )
-    atomic_write_json(os.path.join(REPO, out, "table.json"), runs)
+
+    def command(run):  # the train_net.py command line of one run
+        return shlex.join(
+            ["python", "tools/train_net.py", "--config-file", run.config_file, *run.options(out)]
+        )
+
+    runs = build_runs(prefix, args.models, args.tasks, args.seeds, args.opts)
+    results = run_sweep(runs, out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True))
+    labels = {model: MODELS[model][0] for model in args.models}
+    if args.seeds is None or len(args.seeds) == 1:
+        reports = {labels[r.run.row]: {} for r in results}
+        for r in results:
+            reports[labels[r.run.row]][r.run.name.split("/")[1]] = r.report
+        table = format_leave_one_domain_out_table(reports)
+    else:
+        reports = {labels[r.run.row]: {} for r in results}
+        for r in results:
+            _, task, seed = r.run.name.split("/")
+            reports[labels[r.run.row]].setdefault(task, {})[seed] = r.report
+        selected = collect(
+            results, lambda report, t: (report.get("selected") or report)["targets"][t]["top1"]
+        )
+        table = format_seed_table(selected, labels)
+    commands = "\n".join(command(r.run) for r in results)
+    atomic_write_text(os.path.join(out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
+    atomic_write_json(os.path.join(out, "table.json"), reports)
     print(table)
 
 
