@@ -42,6 +42,16 @@ _C.MODEL.DFF.FILTER = "ins_spatial"
 _C.MODEL.DFF.MASK_KERNEL = 7
 # Reduction of the SE-style channel attention (ins_channel).
 _C.MODEL.DFF.SE_REDUCTION = 16
+# The DFF mask's open choices (our interpretation; docs/models.md). What the mask conv reads: "re_im"
+# (mean/max over the stacked real and imaginary channels) or "log_magnitude" (mean/max of log1p|F|).
+_C.MODEL.DFF.MASK_INPUT = "re_im"
+# The layout the mask conv sees: "rfft" (rfft2 layout, zero padding) or "centered" (fftshift along H,
+# circular padding along H, zero padding along W//2+1, mask shifted back).
+_C.MODEL.DFF.MASK_LAYOUT = "rfft"
+# Start of the mask conv's weights: "zeros" (a uniform 0.5 mask), "normal" (std 1e-2) or "kaiming".
+_C.MODEL.DFF.MASK_INIT = "zeros"
+# Weight decay of the mask generators' weights; negative: SOLVER.WEIGHT_DECAY like every other weight.
+_C.MODEL.DFF.MASK_WEIGHT_DECAY = -1.0
 
 _C.MODEL.HEAD = CN()
 # "avg" or "gem".
@@ -179,6 +189,11 @@ _C.TEST = CN()
 _C.TEST.IMS_PER_BATCH = 128
 # Evaluate every N epochs during training (and always at the end); 0: only at the end.
 _C.TEST.EVAL_PERIOD = 10
+# Mask diagnostics (reid_dff.evaluation.mask_stats) at each evaluation, for models with mask modules:
+# OUTPUT_DIR/mask_stats.json and TensorBoard "mask/..." scalars, over at most MASK_STATS_MAX_IMAGES
+# training images (evenly spaced, so every source domain is represented) with the test transforms.
+_C.TEST.MASK_STATS = False
+_C.TEST.MASK_STATS_MAX_IMAGES = 512
 # "cosine" (on L2-normalized features) or "euclidean".
 _C.TEST.METRIC = "cosine"
 _C.TEST.MAX_RANK = 50

@@ -39,6 +39,13 @@ def split_decay_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[n
     return decay, no_decay
 
 
+def mask_generator_parameters(model: nn.Module) -> set[int]:
+    """``id``s of the parameters of the model's mask generators (``MODEL.DFF.MASK_WEIGHT_DECAY``)."""
+    from ..modeling.backbones.filters import MASK_GENERATORS
+
+    return {id(p) for m in model.modules() if isinstance(m, MASK_GENERATORS) for p in m.parameters()}
+
+
 @OPTIMIZER_REGISTRY.register("Adam")
 def _adam(cfg, groups):
     return torch.optim.Adam(groups, lr=cfg.SOLVER.BASE_LR)
@@ -61,11 +68,19 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     decay, no_decay = split_decay_parameters(model)
     if not cfg.SOLVER.NO_DECAY_NORM_BIAS:
         decay, no_decay = decay + no_decay, []
-    groups = [{"params": decay, "weight_decay": cfg.SOLVER.WEIGHT_DECAY}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
     if not decay and not no_decay:
         raise ValueError(f"{type(model).__name__} has no trainable parameters to optimize")
+    mask_decay = float(cfg.MODEL.DFF.MASK_WEIGHT_DECAY)
+    mask = []
+    if mask_decay >= 0:  # negative: the mask generators decay like every other weight
+        generator_params = mask_generator_parameters(model)
+        mask = [p for p in decay if id(p) in generator_params]
+        decay = [p for p in decay if id(p) not in generator_params]
+    groups = [
+        {"params": decay, "weight_decay": cfg.SOLVER.WEIGHT_DECAY},
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": mask, "weight_decay": mask_decay},
+    ]
     groups = [g for g in groups if g["params"]]
     return OPTIMIZER_REGISTRY.get(name)(cfg, groups)
 

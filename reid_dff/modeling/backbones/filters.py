@@ -30,14 +30,39 @@ FILTER_REGISTRY = Registry("frequency filter (MODEL.DFF.FILTER)")
 
 SITES = ("spectrum", "global_input", "local_output")
 
+# The open choices of the DFF mask (issue 16), each a MODEL.DFF key; the first value is the default.
+MASK_INPUTS = ("re_im", "log_magnitude")
+MASK_LAYOUTS = ("rfft", "centered")
+MASK_INITS = ("zeros", "normal", "kaiming")
+# Standard deviation of the generator's conv weights under MASK_INIT "normal".
+NORMAL_INIT_STD = 1e-2
+# Added under the square root of |F| so that an all-zero spectrum has a finite (zero) gradient.
+MAGNITUDE_EPS = 1e-12
+
 
 @dataclass(frozen=True)
 class FilterSettings:
-    """What a filter needs from the config: its name and the hyper-parameters of the variants."""
+    """What a filter needs from the config: its name and the hyper-parameters of the variants.
+
+    ``mask_input``, ``mask_layout`` and ``mask_init`` are the DFF mask's open choices (``MODEL.DFF.MASK_*``);
+    see ``FrequencyMask``.
+    """
 
     name: str = "ins_spatial"
     mask_kernel: int = 7
     se_reduction: int = 16
+    mask_input: str = "re_im"
+    mask_layout: str = "rfft"
+    mask_init: str = "zeros"
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("MASK_INPUT", self.mask_input, MASK_INPUTS),
+            ("MASK_LAYOUT", self.mask_layout, MASK_LAYOUTS),
+            ("MASK_INIT", self.mask_init, MASK_INITS),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"MODEL.DFF.{key} is {value!r}; expected one of: {', '.join(allowed)}")
 
 
 def spectrum_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -47,29 +72,46 @@ def spectrum_size(size: tuple[int, int]) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------------------- mask generators
 class SpatialAttentionMask(nn.Module):
-    """Mean and max over channels -> one k x k conv -> sigmoid: ``(B, C, H, W) -> (B, 1, H, W)``."""
+    """Mean and max over channels -> one k x k conv -> sigmoid: ``(B, C, H, W) -> (B, 1, H, W)``.
 
-    def __init__(self, kernel_size: int = 7):
+    ``init`` (``MODEL.DFF.MASK_INIT``): ``"zeros"`` (the mask starts at 0.5 everywhere), ``"normal"``
+    (weights N(0, ``NORMAL_INIT_STD``^2)) or ``"kaiming"`` (``kaiming_normal_``, fan-in, gain 1); the bias
+    starts at zero in every case.
+    """
+
+    def __init__(self, kernel_size: int = 7, init: str = "zeros"):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ConfigError(f"MODEL.DFF.MASK_KERNEL must be a positive odd integer, got {kernel_size}")
+        if init not in MASK_INITS:
+            raise ConfigError(f"MODEL.DFF.MASK_INIT is {init!r}; expected one of: {', '.join(MASK_INITS)}")
+        self.init = init
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Zero weights and bias: the mask starts at 0.5 everywhere.
+        """The start of ``self.init``; zero bias.
 
-        Spectrum magnitudes span orders of magnitude (the DC term grows with sqrt(H*W)), so a randomly
-        initialized conv would saturate the sigmoid at 0 or 1 and starve the generator of gradient.
+        Zeros is the default because spectrum magnitudes span orders of magnitude (the DC term grows with
+        sqrt(H*W)), so a randomly initialized conv on raw re/im values can saturate the sigmoid at 0 or 1
+        and starve the generator of gradient.
         """
-        nn.init.zeros_(self.conv.weight)
+        if self.init == "zeros":
+            nn.init.zeros_(self.conv.weight)
+        elif self.init == "normal":
+            nn.init.normal_(self.conv.weight, std=NORMAL_INIT_STD)
+        else:
+            nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="linear")
         nn.init.zeros_(self.conv.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, 2, H, W)``: mean and max over channels."""
         # max with indices, not amax: its backward is one scatter, where amax's compares every element
         # with the maximum and divides among ties (three more passes over the input).
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
-        return torch.sigmoid(self.conv(pooled))
+        return torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(self.pool(x)))
 
 
 class FrequencyMask(SpatialAttentionMask):
@@ -77,7 +119,54 @@ class FrequencyMask(SpatialAttentionMask):
 
     One value per frequency position, shared by all channels and by the real and imaginary parts. A
     distinct class from ``PixelMask`` so that hooks can tell frequency masks from pixel-domain ones.
+
+    Our interpretation of two choices the paper leaves open (``MODEL.DFF.MASK_INPUT`` / ``MASK_LAYOUT``):
+
+    - input ``"re_im"``: mean and max over the 2C stacked real/imaginary channels (the literal reading);
+      ``"log_magnitude"``: ``log1p(|F|)`` per channel ``(B, C, H, W//2+1)``, then mean and max over C;
+    - layout ``"rfft"``: the conv runs on the ``rfft2`` layout with zero padding (DC in the top-left
+      corner, +1 and -1 vertical frequencies at opposite edges); ``"centered"``: the pooled map is
+      ``fftshift``-ed along the full-frequency axis H, padded circularly along H and with zeros along
+      W//2+1, convolved, and the mask is shifted back, so the mask keeps the ``rfft2`` layout. Circular
+      padding makes the result the same as a conv that wraps around H in the un-shifted layout.
     """
+
+    def __init__(
+        self, kernel_size: int = 7, init: str = "zeros", mask_input: str = "re_im", layout: str = "rfft"
+    ):
+        super().__init__(kernel_size, init)
+        if mask_input not in MASK_INPUTS:
+            raise ConfigError(
+                f"MODEL.DFF.MASK_INPUT is {mask_input!r}; expected one of: {', '.join(MASK_INPUTS)}"
+            )
+        if layout not in MASK_LAYOUTS:
+            raise ConfigError(
+                f"MODEL.DFF.MASK_LAYOUT is {layout!r}; expected one of: {', '.join(MASK_LAYOUTS)}"
+            )
+        self.mask_input = mask_input
+        self.layout = layout
+        if layout == "centered":
+            self.conv.padding = (0, 0)  # padded by hand in forward: circular along H, zeros along W
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mask_input == "log_magnitude":
+            real, imag = x.chunk(2, dim=1)
+            x = torch.log1p(torch.sqrt(real.square() + imag.square() + MAGNITUDE_EPS))
+        return super().pool(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.pool(x)
+        if self.layout == "rfft":
+            return torch.sigmoid(self.conv(pooled))
+        height = pooled.shape[-2]
+        pad = self.conv.kernel_size[0] // 2
+        shift = height // 2
+        centred = torch.roll(pooled, shift, dims=-2)  # fftshift along H
+        # Circular padding by index, valid also when the kernel is taller than the spectrum (pad > H).
+        rows = torch.arange(-pad, height + pad, device=pooled.device) % height
+        padded = F.pad(centred.index_select(-2, rows), (pad, pad, 0, 0))
+        mask = torch.sigmoid(self.conv(padded))
+        return torch.roll(mask, -shift, dims=-2)  # ifftshift: back to the rfft2 layout
 
 
 class PixelMask(SpatialAttentionMask):
@@ -165,7 +254,9 @@ class InstanceSpatialFilter(MaskFilter):
     site = "spectrum"
 
     def __init__(self, channels: int, size: tuple[int, int], settings: FilterSettings):
-        super().__init__(FrequencyMask(settings.mask_kernel))
+        super().__init__(
+            FrequencyMask(settings.mask_kernel, settings.mask_init, settings.mask_input, settings.mask_layout)
+        )
 
 
 @FILTER_REGISTRY.register("ins_channel")
@@ -205,7 +296,7 @@ class GlobalPixelFilter(MaskFilter):
     site = "global_input"
 
     def __init__(self, channels: int, size: tuple[int, int], settings: FilterSettings):
-        super().__init__(PixelMask(settings.mask_kernel))
+        super().__init__(PixelMask(settings.mask_kernel, settings.mask_init))
 
 
 @FILTER_REGISTRY.register("ori_local")
@@ -215,7 +306,7 @@ class LocalPixelFilter(MaskFilter):
     site = "local_output"
 
     def __init__(self, channels: int, size: tuple[int, int], settings: FilterSettings):
-        super().__init__(PixelMask(settings.mask_kernel))
+        super().__init__(PixelMask(settings.mask_kernel, settings.mask_init))
 
 
 def filter_names() -> list[str]:

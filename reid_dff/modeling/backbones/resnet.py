@@ -229,6 +229,9 @@ def build_resnet(cfg: CfgNode, depth: int, kind: str) -> ResNet:
         name=cfg.MODEL.DFF.FILTER if filtered else "none",
         mask_kernel=int(cfg.MODEL.DFF.MASK_KERNEL),
         se_reduction=int(cfg.MODEL.DFF.SE_REDUCTION),
+        mask_input=str(cfg.MODEL.DFF.MASK_INPUT),
+        mask_layout=str(cfg.MODEL.DFF.MASK_LAYOUT),
+        mask_init=str(cfg.MODEL.DFF.MASK_INIT),
     )
     return ResNet(
         block,
