@@ -409,6 +409,11 @@ class Trainer:
             writer = self.tensorboard()
             if writer is not None:
                 writer.add_scalar("eval/target_mAP", metric, self.iteration)
+            if self.cfg.TEST.MASK_STATS:  # issue 16: mask diagnostics (no-op for models without masks)
+                from ..evaluation.mask_stats import mask_stats_for_run
+
+                model, samples = unwrap_model(self.model), self.train_set.samples
+                mask_stats_for_run(self.cfg, model, samples, self.device, writer, self.iteration)
             if metric > self.best_metric:
                 self.best_metric = metric
                 self.save(BEST_CHECKPOINT)
