@@ -7,6 +7,9 @@ r"""Pictures of what a model learned, as PNG files.
         --output docs/images/activations.png [--layer backbone]
     # (c) ranked lists (query + top-k, green = right, red = wrong) from tools/search.py's JSON
     python tools/visualize.py ranked --results results.json --output docs/images/ranked.png
+    # (d) mask diagnostics (mean, spreads, domain difference, DC per mask module) on datasets, as JSON
+    python tools/visualize.py mask-stats --weights dff.pth --dataset market1501 --dataset dukemtmc \
+        [--split all|train|test] [--max-images 512] --output mask_stats.json
 
 Models come from a checkpoint (its stored config) or --config-file (+ KEY VALUE overrides).
 """
@@ -61,6 +64,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ranked.add_argument("--results", required=True, help="JSON written by tools/search.py")
     ranked.add_argument("--max-queries", type=positive_int, default=8)
     ranked.add_argument("--output", required=True, help="PNG file")
+
+    # issue 16: mask diagnostics of a checkpoint (reid_dff.evaluation.mask_stats)
+    stats = commands.add_parser("mask-stats", help="mask diagnostics of a checkpoint on datasets, as JSON")
+    stats.add_argument("--weights", required=True, help="checkpoint of a model with masks (DFF, ablations)")
+    stats.add_argument("--config-file", action=ConfigFileOnce, help="config (default: the checkpoint's)")
+    stats.add_argument(
+        "--dataset", action="append", required=True, help="dataset spec; repeat: one domain each"
+    )
+    stats.add_argument("--data-root", help="datasets folder (default: DATASETS.ROOT)")
+    stats.add_argument("--split", choices=("all", "train", "test"), default="all", help="test: query+gallery")
+    stats.add_argument("--max-images", type=positive_int, default=512, help="evenly spaced over all images")
+    stats.add_argument("--output", dest="stats_output", required=True, help="JSON file")
+    stats.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    stats.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
 
     for sub in (masks, activations):
         sub.add_argument("--device", help="cpu, cuda, cuda:N or auto")
@@ -122,6 +139,8 @@ def run(args: argparse.Namespace) -> None:
             (f"DFF ({dff.model_name})", dff.model, dff.preprocess(images).to(dff.device)),
         ]
         written.append(save_png(args.output, activation_comparison(models, images, layer=args.layer)))
+    elif args.command == "mask-stats":
+        written.append(write_mask_stats_file(args))
     else:
         try:
             with open(args.results, encoding="utf-8") as f:
@@ -137,6 +156,40 @@ def run(args: argparse.Namespace) -> None:
         written.append(save_png(args.output, ranked_lists_figure(report, max_queries=args.max_queries)))
     for path in written:
         print(path, file=sys.stderr)
+
+
+def write_mask_stats_file(args: argparse.Namespace) -> str:
+    """``mask-stats``: statistics of the checkpoint's masks over ``--dataset`` images, written as JSON."""
+    from reid_dff.config import ConfigError
+    from reid_dff.data import build_dataset, build_test_loader, parse_dataset_spec
+    from reid_dff.data.build import dataset_options
+    from reid_dff.evaluation.mask_stats import evenly_spaced, mask_modules, mask_statistics
+    from reid_dff.utils import atomic_write_json
+
+    extractor = load_extractor(args.config_file, args.weights, args.device, args.opts)
+    cfg = extractor.cfg
+    if not mask_modules(extractor.model):
+        raise ConfigError(
+            f"{args.weights} ({cfg.MODEL.BACKBONE}, filter {cfg.MODEL.DFF.FILTER}) has no masks"
+        )
+    samples = []
+    for domain, spec in enumerate(args.dataset):
+        name, _ = parse_dataset_spec(spec)
+        dataset = build_dataset(spec, args.data_root or cfg.DATASETS.ROOT, **dataset_options(cfg, name))
+        parts = {"train": [dataset.train], "test": [dataset.query, dataset.gallery]}
+        chosen = [*parts["train"], *parts["test"]] if args.split == "all" else parts[args.split]
+        seen = set()
+        for sample in (s for part in chosen for s in part):
+            if sample.path not in seen:
+                seen.add(sample.path)
+                samples.append(sample._replace(domain=domain))
+    if not samples:
+        raise ConfigError(f"no {args.split} images in {', '.join(args.dataset)}")
+    loader = build_test_loader(cfg, evenly_spaced(samples, args.max_images))
+    stats = mask_statistics(extractor.model, loader, device=extractor.device)
+    stats.update(weights=os.path.abspath(args.weights), datasets=list(args.dataset), split=args.split)
+    atomic_write_json(args.stats_output, stats)
+    return args.stats_output
 
 
 if __name__ == "__main__":
