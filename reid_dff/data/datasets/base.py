@@ -34,7 +34,13 @@ DATASET_REGISTRY = Registry("dataset")
 TRAIN_SCOPE = "train"
 TEST_SCOPE = "test"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+# Every image type OpenCV's imread decodes (3DPeS and SARC3D are BMP files, some sets ship TIFF or WebP).
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".jpe", ".dib", ".tif", ".tiff", ".webp", ".jp2",
+    ".ppm", ".pgm", ".pbm", ".pnm",
+)  # fmt: skip
+# Unreadable files named in the error of a folder without images (the rest are counted).
+SHOWN_UNREADABLE = 10
 
 
 class Sample(NamedTuple):
@@ -81,6 +87,20 @@ def list_images(directory: str, extensions: Iterable[str] = IMAGE_EXTENSIONS) ->
     return sorted(os.path.abspath(p) for p in paths)
 
 
+def check_unreadable_files(directory: str) -> None:
+    """Raise a ``DatasetLayoutError`` naming the files of ``directory`` when it holds files but none of a
+    readable image type (``IMAGE_EXTENSIONS``); an empty folder or one with images passes."""
+    with os.scandir(directory) as entries:
+        files = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+    if not files or any(name.lower().endswith(IMAGE_EXTENSIONS) for name in files):
+        return
+    shown = ", ".join(files[:SHOWN_UNREADABLE]) + (", ..." if len(files) > SHOWN_UNREADABLE else "")
+    raise DatasetLayoutError(
+        f"{directory}: found {len(files)} files but none of a readable image type "
+        f"({' '.join(IMAGE_EXTENSIONS)}): {shown}"
+    )
+
+
 # Market-1501 / DukeMTMC-reID names: "0002_c1s1_000451_03.jpg", junk "-1_c1s1_...". Searched on the file
 # name only (torchreid searches the whole path, which breaks when a parent folder looks like "12_c3").
 MARKET_NAME = re.compile(r"^([-\d]+)_c(\d+)")
@@ -92,7 +112,10 @@ def parse_market_dir(
     """Market-style folder -> samples with raw pids (``drop_pids`` removed) and 0-based cameras."""
     drop = set(drop_pids)
     samples = []
-    for path in list_images(directory, (".jpg", ".jpeg", ".png")):
+    paths = list_images(directory)
+    if not paths:
+        check_unreadable_files(directory)
+    for path in paths:
         name = os.path.basename(path)
         match = MARKET_NAME.match(name)
         if match is None:
@@ -176,7 +199,9 @@ class ReIDDataset:
             if os.path.isdir(candidate):
                 return candidate
         raise self._missing(
-            f"the folder {candidates[0]}" if len(candidates) == 1 else f"a folder (tried {', '.join(candidates)})"
+            f"the folder {candidates[0]}"
+            if len(candidates) == 1
+            else f"a folder (tried {', '.join(candidates)})"
         )
 
     def _require_images(self, directory: str, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[str]:

@@ -13,6 +13,7 @@ from .base import (
     DatasetOptionError,
     ReIDDataset,
     Sample,
+    check_unreadable_files,
     list_images,
     parse_market_dir,
 )
@@ -99,7 +100,10 @@ class ImageFolder(ReIDDataset):
         samples = []
         for identity_dir in identity_dirs:
             pid = self._name_to_pid[os.path.basename(identity_dir)]
-            for path in list_images(identity_dir):
+            paths = list_images(identity_dir)
+            if not paths:
+                check_unreadable_files(identity_dir)
+            for path in paths:
                 match = CAMERA_TOKEN.search(os.path.basename(path))
                 camid = int(match.group(1)) - 1 if match else default_camid
                 samples.append(Sample(path, pid, camid))
