@@ -19,7 +19,8 @@ import sys
 import time
 
 from reid_dff.config import setup_cfg
-from reid_dff.data.synthetic import ensure_synthetic, histogram_baseline_report
+from reid_dff.data.synthetic import ensure_synthetic_data
+from reid_dff.evaluation.baselines import histogram_baseline_report
 from reid_dff.utils import atomic_write_json, atomic_write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,7 +81,7 @@ def main(argv=None):
     target = cfg.DATASETS.TARGETS[0]
     # The runs start in the repository, so a relative data root is relative to it.
     cfg.DATASETS.ROOT = os.path.join(REPO, cfg.DATASETS.ROOT)
-    synthetic_dir = ensure_synthetic(cfg)
+    (synthetic_dir,) = ensure_synthetic_data(cfg)
     domain = target.split(":")[1]
     histogram = next(r for r in histogram_baseline_report(synthetic_dir) if r["domain"] == f"domain{domain}")
 
