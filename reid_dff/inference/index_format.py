@@ -100,7 +100,7 @@ def write_index_files(
     index_path = os.path.join(directory, INDEX_FILE)
     items_path = os.path.join(directory, ITEMS_FILE)
     with atomic_open(index_path, "wb") as f:
-        writer = faiss.PyCallbackIOWriter(f.write)
+        writer = faiss.PyCallbackIOWriter(f.write)  # type: ignore[attr-defined]  # not in the stubs
         faiss.write_index(index, writer)
         del writer  # flushes FAISS's buffer into f before atomic_open renames it
     with atomic_open(items_path, "wb") as f:
@@ -163,7 +163,7 @@ def read_index_files(
             )
     try:
         with open(os.path.join(directory, INDEX_FILE), "rb") as f:
-            reader = faiss.PyCallbackIOReader(f.read)
+            reader = faiss.PyCallbackIOReader(f.read)  # type: ignore[attr-defined]  # not in the stubs
             index = faiss.read_index(reader)
             del reader
     except RuntimeError as e:

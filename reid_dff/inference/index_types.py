@@ -7,6 +7,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 
@@ -50,7 +51,8 @@ def _ivf_defaults(params: dict, num_vectors: int, name: str) -> None:
         )
 
 
-def _owning_ivf(index: faiss.Index, quantizer: faiss.Index, params: dict) -> faiss.Index:
+# The FAISS type stubs know the base faiss.Index only: SWIG attributes of the subclasses are reached via Any.
+def _owning_ivf(index: Any, quantizer: Any, params: dict) -> faiss.Index:
     index.own_fields = True  # the IVF index owns (and frees) its quantizer
     quantizer.this.disown()
     index.cp.max_points_per_centroid = int(params["train_per_list"])
@@ -103,7 +105,7 @@ def _make_hnsw(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.I
     params.setdefault("M", 32)
     params.setdefault("ef_construction", 40)
     params.setdefault("ef_search", 64)
-    index = faiss.IndexHNSWFlat(dim, int(params["M"]), _faiss_metric(metric))
+    index: Any = faiss.IndexHNSWFlat(dim, int(params["M"]), _faiss_metric(metric))
     index.hnsw.efConstruction = int(params["ef_construction"])
     return index
 
@@ -113,7 +115,8 @@ def _set_nprobe(index: faiss.Index, params: dict) -> None:
 
 
 def _set_ef_search(index: faiss.Index, params: dict) -> None:
-    faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
+    hnsw: Any = faiss.downcast_index(index)
+    hnsw.hnsw.efSearch = int(params["ef_search"])
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,7 @@ def _background_speckle(
     rng: np.random.Generator, shape: tuple[int, int], scale: float, wall: np.ndarray, floor: np.ndarray
 ) -> np.ndarray:
     image = _background_plain(rng, shape, scale, wall, floor)
-    grain = rng.normal(0, 26, size=shape).astype(np.float32)
-    grain = cv2.GaussianBlur(grain, (0, 0), 0.6 * scale)
+    grain = cv2.GaussianBlur(rng.normal(0, 26, size=shape).astype(np.float32), (0, 0), 0.6 * scale)
     colour_grain = rng.normal(0, 8, size=(*shape, 3)).astype(np.float32)
     return image + grain[:, :, None] + colour_grain
 
@@ -187,11 +186,10 @@ def camera_setup(seed: int, domain: int, camera: int, height: int, width: int) -
     shape = (height + 2 * margin, width + 2 * margin)
     background = BACKGROUNDS[DOMAIN_RECIPES[domain].background](rng, shape, scale, wall, floor)
     background = np.clip(np.rint(background), 0, 255).astype(np.uint8)
+    brightness = float(rng.uniform(0.88, 1.12))
+    tint_r, tint_g, tint_b = (float(t) for t in rng.uniform(0.94, 1.06, size=3))
     return CameraSetup(
-        background=background,
-        margin=margin,
-        brightness=float(rng.uniform(0.88, 1.12)),
-        tint_rgb=tuple(float(t) for t in rng.uniform(0.94, 1.06, size=3)),
+        background=background, margin=margin, brightness=brightness, tint_rgb=(tint_r, tint_g, tint_b)
     )
 
 
@@ -229,7 +227,9 @@ def _textured_torso(img: np.ndarray, quad: np.ndarray, app: Appearance, period: 
     v -= top_centre[1]
     torso_w = float(quad[1, 0] - quad[0, 0])
     weight_b = TEXTURES[app.texture](u, v, period, phase, app, torso_w)[:, :, None]
-    cloth = np.float32(app.torso_a) * (1 - weight_b) + np.float32(app.torso_b) * weight_b
+    cloth = (
+        np.asarray(app.torso_a, np.float32) * (1 - weight_b) + np.asarray(app.torso_b, np.float32) * weight_b
+    )
     region = img[y0:y1, x0:x1].astype(np.float32)
     img[y0:y1, x0:x1] = np.rint(region * (1 - alpha) + cloth * alpha).astype(np.uint8)
 

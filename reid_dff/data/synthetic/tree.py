@@ -108,11 +108,11 @@ class SyntheticParams:
                 raise SyntheticParameterError(
                     f"synthetic parameter {field} must be {expected}; got {dataclasses.asdict(self)}"
                 )
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
+        for param in dataclasses.fields(self):
+            value = getattr(self, param.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise SyntheticParameterError(
-                    f"synthetic parameter {field.name} must be an int; got {value!r}"
+                    f"synthetic parameter {param.name} must be an int; got {value!r}"
                 )
 
 
