@@ -23,6 +23,7 @@ from reid_dff.data.synthetic import (
     MANIFEST_NAME,
     SyntheticDataError,
     ensure_synthetic,
+    ensure_synthetic_data,
     generate_synthetic,
     read_manifest,
     render_image,
@@ -285,6 +286,17 @@ def test_bad_parameters_name_the_parameter(tmp_path, bad, field):
     with pytest.raises(ValueError, match=field):
         generate_synthetic(tmp_path, **{**TINY, **bad})
     assert not (tmp_path / "synthetic").exists()
+
+
+def test_ensure_synthetic_data_generates_what_the_specs_name_and_nothing_else(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    cfg.DATASETS.SOURCES, cfg.DATASETS.TARGETS = ["market1501"], ["dukemtmcreid"]
+    assert ensure_synthetic_data(cfg) == [] and os.listdir(tmp_path) == []
+    cfg.DATASETS.TARGETS = [" synthetic:0"]
+    (path,) = ensure_synthetic_data(cfg)
+    assert path == os.path.join(tmp_path, "synthetic") and read_manifest(path)["params"]["num_domains"] == 1
+    assert ensure_synthetic_data(cfg, ["market1501"]) == []  # explicit specs replace SOURCES + TARGETS
+    assert ensure_synthetic_data(cfg, ["synthetic"]) == [path]
 
 
 def test_ensure_synthetic_mapping_form_rejects_unknown_keys(tmp_path):

@@ -93,7 +93,7 @@ __all__ = [
 ]
 
 
-def names_synthetic(specs: Iterable[Any]) -> bool:
+def _names_synthetic(specs: Iterable[Any]) -> bool:
     """Whether any dataset spec (``"synthetic"``, ``"synthetic:2"``, ...) names the synthetic ReID domains."""
     return any(str(spec).strip().partition(":")[0] == "synthetic" for spec in specs)
 
@@ -105,12 +105,12 @@ def ensure_synthetic_data(cfg: Any, specs: Iterable[Any] | None = None, workers:
     ``DATASETS.SOURCES`` and ``DATASETS.TARGETS``) is ``synthetic[:k]``, with ``DATASETS.SYNTHETIC.*``; the
     Office-Home stand-in goes to ``<DATASETS.ROOT>/OfficeHomeDataset`` when
     ``DATASETS.OFFICEHOME.SYNTHETIC.ENABLED``. An existing tree made with other parameters is an error,
-    never overwritten. Call it on one process (rank 0) before the others read the data.
+    never overwritten. The trainers call it on rank 0 before the other ranks read the data.
     """
     if specs is None:
         specs = [*cfg.DATASETS.SOURCES, *cfg.DATASETS.TARGETS]
     paths = []
-    if names_synthetic(specs):
+    if _names_synthetic(specs):
         paths.append(ensure_synthetic(cfg, workers=workers))
     officehome = cfg.DATASETS.OFFICEHOME.SYNTHETIC
     if officehome.ENABLED:
