@@ -19,7 +19,8 @@ import shlex
 import statistics
 
 from reid_dff.config import setup_cfg
-from reid_dff.data.synthetic import ensure_synthetic, histogram_baseline_report
+from reid_dff.data.synthetic import ensure_synthetic_data
+from reid_dff.evaluation.baselines import histogram_baseline_report
 from reid_dff.experiments import Run, collect, format_mean_std, run_sweep
 from reid_dff.utils import atomic_write_json, atomic_write_text
 
@@ -66,11 +67,9 @@ def main(argv=None):
     os.chdir(REPO)  # relative paths mean what they meant when each run was a train_net.py in the repository
     cfg = setup_cfg(CONFIG, args.opts)
     target = cfg.DATASETS.TARGETS[0]
-    histogram = next(
-        r
-        for r in histogram_baseline_report(ensure_synthetic(cfg))
-        if r["domain"] == f"domain{target.split(':')[1]}"
-    )
+    (synthetic_dir,) = ensure_synthetic_data(cfg)
+    domain = target.split(":")[1]
+    histogram = next(r for r in histogram_baseline_report(synthetic_dir) if r["domain"] == f"domain{domain}")
 
     def command(run):  # the train_net.py command line of one run
         return shlex.join(["python", "tools/train_net.py", "--config-file", CONFIG, *run.options(args.out)])

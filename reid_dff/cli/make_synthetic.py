@@ -19,11 +19,11 @@ from reid_dff.config import get_cfg
 from reid_dff.data.synthetic import (
     SYNTHETIC_DIRNAME,
     SyntheticDataError,
-    ensure_synthetic,
+    ensure_synthetic_data,
     generate_synthetic,
-    histogram_baseline_report,
     read_manifest,
 )
+from reid_dff.evaluation.baselines import histogram_baseline_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,15 +58,17 @@ def main(argv: list[str] | None = None) -> None:
         "cameras": args.cameras,
         "images_per_camera": args.images_per_camera,
     }
+    cfg = get_cfg()
+    cfg.DATASETS.ROOT = args.root
+    cfg.DATASETS.SYNTHETIC.update({name.upper(): value for name, value in params.items()})
     target = os.path.join(args.root, SYNTHETIC_DIRNAME)
     try:
-        if args.overwrite:
+        existed = os.path.isdir(target)
+        if args.overwrite:  # an explicit rebuild, which ensure_synthetic_data below then finds current
             generate_synthetic(args.root, **params, workers=args.workers, overwrite=True)
-        else:
-            existed = os.path.isdir(target)
-            ensure_synthetic({"root": args.root, **params}, workers=args.workers)
-            if existed:
-                print(f"{target} already holds these parameters; reused it (--overwrite regenerates)")
+        ensure_synthetic_data(cfg, ["synthetic"], workers=args.workers)
+        if existed and not args.overwrite:
+            print(f"{target} already holds these parameters; reused it (--overwrite regenerates)")
     except (SyntheticDataError, ValueError) as e:
         sys.exit(f"make_synthetic.py: error: {e}")
     manifest = read_manifest(target)

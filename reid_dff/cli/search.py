@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def query_features(args, index):
-    """The query FeatureSet: read from --query-features or extracted with the index's (or the given) model."""
+    """The query features: read from --query-features or extracted with the index's (or the given) model."""
     if args.query_features:
         return load_features(args.query_features)
     from reid_dff.inference.extractor import FeatureExtractor  # torch and the model only when needed

@@ -42,10 +42,10 @@ _EXPORTS = {
     "build_transforms": "transforms",
     "BadImageError": "io",
     "read_image": "io",
-    # synthetic generator (reid_dff/data/synthetic.py)
+    # synthetic generators (reid_dff/data/synthetic/)
+    "ensure_synthetic_data": "synthetic",
     "generate_synthetic": "synthetic",
     "ensure_synthetic": "synthetic",
-    "color_histogram_features": "synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -92,9 +92,9 @@ def _check_specs(specs: Sequence[str], key: str) -> list[tuple[str, dict[str, An
 
 def _ensure_synthetic_if_needed(cfg: Any, parsed: Sequence[tuple[str, dict[str, Any]]]) -> None:
     if any(name == "synthetic" for name, _ in parsed):
-        from .synthetic import ensure_synthetic  # lazy: only synthetic runs need the generator
+        from .synthetic import ensure_synthetic_data  # lazy: only synthetic runs need the generator
 
-        ensure_synthetic(cfg)
+        ensure_synthetic_data(cfg, [name for name, _ in parsed])
 
 
 def build_train_set(cfg: Any) -> TrainSet:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from .build import TrainSet, dataset_options
 from .datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
 
-__all__ = ["ClassificationData", "build_classification_data", "ensure_synthetic_officehome_from_cfg"]
+__all__ = ["ClassificationData", "build_classification_data"]
 
 
 class ClassificationData(NamedTuple):
@@ -25,18 +25,6 @@ class ClassificationData(NamedTuple):
     val: dict[str, list[Sample]]
     targets: dict[str, list[Sample]]
     classes: list[str]
-
-
-def ensure_synthetic_officehome_from_cfg(cfg: Any) -> str | None:
-    """Generate the synthetic Office-Home set into ``DATASETS.ROOT`` when ``DATASETS.OFFICEHOME.SYNTHETIC.ENABLED``."""
-    params = cfg.DATASETS.OFFICEHOME.SYNTHETIC
-    if not params.ENABLED:
-        return None
-    from .synthetic_officehome import ensure_synthetic_officehome  # lazy: only demo runs need the renderer
-
-    return ensure_synthetic_officehome(
-        cfg.DATASETS.ROOT, seed=params.SEED, images_per_class=params.IMAGES_PER_CLASS, size=params.SIZE
-    )
 
 
 def _load_domains(cfg: Any, specs: Sequence[str], key: str) -> dict[str, ReIDDataset]:

@@ -44,14 +44,6 @@ class ClassificationTrainer(Trainer):
 
     selected: dict | None = None  # the evaluation at the best source val accuracy so far
 
-    def prepare_data(self) -> None:
-        """Generate the synthetic Office-Home set when the config asks for it (rank 0 first)."""
-        from ..data.classification import ensure_synthetic_officehome_from_cfg
-
-        if self.is_main:
-            ensure_synthetic_officehome_from_cfg(self.cfg)
-        synchronize()
-
     def build_train_set(self):
         """The sources' train splits (``pid`` = class index); val and target images are kept for evaluation."""
         from ..data.classification import build_classification_data
@@ -158,13 +150,14 @@ def evaluate_classification_checkpoint(cfg) -> dict:
 
 
 def _evaluate_classification_checkpoint(cfg, logger: logging.Logger) -> dict:
-    from ..data.classification import build_classification_data, ensure_synthetic_officehome_from_cfg
+    from ..data.classification import build_classification_data
+    from ..data.synthetic import ensure_synthetic_data
     from ..evaluation import attach_run_info, write_results
     from ..evaluation.classification import evaluate_classification_targets, format_classification_markdown
     from ..modeling import build_model
 
     state = load_checkpoint(cfg.MODEL.WEIGHTS)
-    ensure_synthetic_officehome_from_cfg(cfg)
+    ensure_synthetic_data(cfg)
     data = build_classification_data(cfg)
     num_classes = int(state.get("num_classes", 0))
     if num_classes != len(data.classes):

@@ -159,14 +159,11 @@ class Trainer:
         check_evaluation_config(self.cfg)
 
     def prepare_data(self) -> None:
-        """Generate the synthetic domains when a config names them and they are absent (rank 0 first)."""
-        specs = [*self.cfg.DATASETS.SOURCES, *self.cfg.DATASETS.TARGETS]
-        if not any(str(s).split(":")[0] == "synthetic" for s in specs):
-            return
-        from ..data.synthetic import ensure_synthetic
+        """Generate the synthetic data a config names when it is absent (rank 0 first)."""
+        from ..data.synthetic import ensure_synthetic_data
 
         if self.is_main:
-            ensure_synthetic(self.cfg)
+            ensure_synthetic_data(self.cfg)
         synchronize()
 
     def build_train_set(self):

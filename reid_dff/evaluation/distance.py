@@ -35,6 +35,7 @@ __all__ = [
     "cosine_distance",
     "euclidean_distance",
     "l2_normalize",
+    "query_block_rows",
 ]
 
 FeatureInput = np.ndarray | torch.Tensor | Sequence
@@ -43,6 +44,7 @@ FeatureInput = np.ndarray | torch.Tensor | Sequence
 NORM_EPS = 1e-12
 # Rows normalised per step, so normalising a large gallery needs no full-size temporary.
 _NORMALIZE_CHUNK_ROWS = 8192
+_MIB = 1 << 20
 
 
 def as_feature_matrix(features: FeatureInput, name: str) -> np.ndarray:
@@ -58,6 +60,13 @@ def as_feature_matrix(features: FeatureInput, name: str) -> np.ndarray:
         bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
         raise ValueError(f"{name} holds NaN or infinite values (first in row {bad}); features must be finite")
     return array
+
+
+def query_block_rows(bytes_per_row: int, max_memory_mb: float, num_rows: int) -> int:
+    """Query rows per block so that ``rows * bytes_per_row`` stays within ``max_memory_mb`` (at least 1)."""
+    if max_memory_mb <= 0:
+        raise ValueError(f"max_memory_mb (TEST.MAX_MEMORY_MB) must be positive, got {max_memory_mb}")
+    return int(max(1, min(num_rows, (max_memory_mb * _MIB) // max(1, bytes_per_row))))
 
 
 def l2_normalize(features: np.ndarray) -> np.ndarray:

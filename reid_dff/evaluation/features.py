@@ -1,10 +1,12 @@
-"""Feature extraction: a model in eval mode over a test loader -> ``(N, D)`` float32 embeddings."""
+"""Features: ``(N, D)`` float32 embeddings of images with their identities, and how they are extracted (a
+model in eval mode over a test loader). The one features type of reid-dff: evaluation ranks it, inference
+writes it to a features file and indexes it."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,17 +18,51 @@ __all__ = ["Features", "extract_features", "iter_feature_batches"]
 _BATCH_KEYS = ("images", "pids", "camids", "paths")
 
 
-@dataclass(frozen=True)
+def _no_ids() -> np.ndarray:
+    return np.empty(0, np.int64)
+
+
+@dataclass
 class Features:
-    """Embeddings ``feats`` ``(N, D)`` float32 with their ``pids``/``camids`` ``(N,)`` int64 and image ``paths``."""
+    """Embeddings ``feats`` ``(N, D)`` float32 of images ``paths`` with ``pids``/``camids`` ``(N,)`` int64.
+
+    Ids are -1 where unknown (omitted: all unknown). Features written to a file also carry where they come
+    from: the ``root`` that ``paths`` are relative to (empty: the paths are as given), the model name,
+    checkpoint path and SHA-256, and the ``metric`` the model is evaluated with.
+    """
 
     feats: np.ndarray
-    pids: np.ndarray
-    camids: np.ndarray
     paths: list[str]
+    pids: np.ndarray = field(default_factory=_no_ids)
+    camids: np.ndarray = field(default_factory=_no_ids)
+    root: str = ""
+    model_name: str = ""
+    checkpoint_sha256: str = ""
+    checkpoint_path: str = ""
+    metric: str = "cosine"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        feats = np.ascontiguousarray(self.feats, dtype=np.float32)  # no copy of a float32 memory map
+        n = len(self.paths)
+        if feats.ndim != 2 or len(feats) != n:
+            raise ValueError(f"feats must be (N, D) with N = {n} paths; got shape {feats.shape}")
+        self.feats = feats
+        for name in ("pids", "camids"):
+            values = getattr(self, name)
+            unknown = values is None or (n and np.size(values) == 0)
+            values = np.full(n, -1, np.int64) if unknown else np.asarray(values, np.int64)
+            if values.shape != (n,):
+                raise ValueError(f"{name} must have one entry per path ({n}), got shape {values.shape}")
+            setattr(self, name, values)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def has_identities(self) -> bool:
+        """Whether every item carries a pid and a camid."""
+        return bool(len(self.paths)) and bool((self.pids >= 0).all() and (self.camids >= 0).all())
 
     def rows_of(self, paths: Sequence[str]) -> np.ndarray:
         """``(len(paths),)`` row index of each path; ``KeyError`` naming the first path without a feature."""

@@ -28,15 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .distance import FeatureInput, as_feature_matrix, build_distance
+from ..errors import ReidDffError
+from .distance import FeatureInput, as_feature_matrix, build_distance, query_block_rows
+from .rerank import KReciprocalReranker
 
-__all__ = ["NoValidQueryError", "evaluate", "query_block_rows", "relevant_ranks"]
+__all__ = ["NoValidQueryError", "evaluate", "relevant_ranks"]
 
 logger = logging.getLogger(__name__)
 
 LabelInput = np.ndarray | torch.Tensor | Sequence[int]
 
-_MIB = 1 << 20
 # Counting against the few items closer than the farthest relevant one beats sorting the whole row only
 # while they are a small part of it: gathering a dense, random-looking mask is slower than sorting.
 _CANDIDATE_FRACTION = 0.25
@@ -45,7 +46,7 @@ _MIN_BLOCK_ROWS = 256
 _MIN_BLOCKS = 8
 
 
-class NoValidQueryError(ValueError):
+class NoValidQueryError(ReidDffError):
     """No query keeps a true match in the gallery after the same-identity-same-camera removal."""
 
 
@@ -63,13 +64,6 @@ def as_label_vector(labels: LabelInput, name: str, length: int) -> np.ndarray:
     if array.dtype.kind not in "iub":
         raise TypeError(f"{name} must hold integer identity/camera labels, got dtype {array.dtype}")
     return array.astype(np.int64)
-
-
-def query_block_rows(bytes_per_row: int, max_memory_mb: float, num_rows: int) -> int:
-    """Query rows per block so that ``rows * bytes_per_row`` stays within ``max_memory_mb`` (at least 1)."""
-    if max_memory_mb <= 0:
-        raise ValueError(f"max_memory_mb (TEST.MAX_MEMORY_MB) must be positive, got {max_memory_mb}")
-    return int(max(1, min(num_rows, (max_memory_mb * _MIB) // max(1, bytes_per_row))))
 
 
 def relevant_ranks(keys: np.ndarray, relevant: np.ndarray, junk: np.ndarray) -> np.ndarray:
@@ -204,8 +198,6 @@ def evaluate(
         )
 
     if rerank:
-        from .rerank import KReciprocalReranker  # here, not at the top: rerank builds on this module
-
         # Half of the budget for the distance block, half for the re-ranking's own working memory.
         source = KReciprocalReranker(
             qf, gf, rerank_k1, rerank_k2, rerank_lambda, metric=metric, max_memory_mb=max_memory_mb / 2

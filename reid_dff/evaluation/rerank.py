@@ -21,8 +21,7 @@ import faiss
 import numpy as np
 import scipy.sparse as sp
 
-from .distance import FeatureInput, as_feature_matrix, build_distance
-from .metrics import query_block_rows
+from .distance import FeatureInput, as_feature_matrix, build_distance, query_block_rows
 
 __all__ = ["KReciprocalReranker", "k_reciprocal_rerank"]
 

@@ -1,22 +1,14 @@
 """Inference: embeddings from a trained model (``FeatureExtractor``) and FAISS gallery search (``GalleryIndex``)."""
 
-from .features_file import FeatureSet, FeaturesFileError, load_features, save_features
+from .features_file import FeaturesFileError, load_features, save_features
 from .images import ImageList, collect_images, parse_identity
-from .index import (
-    INDEX_TYPES,
-    GalleryIndex,
-    IndexCompatibilityError,
-    IndexFormatError,
-    IndexParameterError,
-    SearchResult,
-    UnsafeIndexPathError,
-    resolve_inside_root,
-)
+from .index import GalleryIndex, IndexCompatibilityError, SearchResult
+from .index_format import IndexFormatError, UnsafeIndexPathError, resolve_inside_root
+from .index_types import INDEX_TYPES, IndexParameterError
 from .search import cmc_from_search, search_features, search_report
 
 __all__ = [
     "INDEX_TYPES",
-    "FeatureSet",
     "FeaturesFileError",
     "GalleryIndex",
     "ImageList",

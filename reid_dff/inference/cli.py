@@ -19,7 +19,9 @@ from ..utils.env import DeviceError
 from ..utils.registry import RegistryKeyError
 from .features_file import FeaturesFileError
 from .images import ImageListError
-from .index import IndexCompatibilityError, IndexFormatError, IndexParameterError, UnsafeIndexPathError
+from .index import IndexCompatibilityError
+from .index_format import IndexFormatError, UnsafeIndexPathError
+from .index_types import IndexParameterError
 
 
 # Errors that mean "the user's config, checkpoint, images, features or index is wrong", never a bug.

@@ -18,7 +18,7 @@ from ..evaluation.features import Features, extract_features, iter_feature_batch
 from ..modeling import build_model, load_model_weights
 from ..modeling.pretrained import read_state_dict
 from ..utils import resolve_device, sha256_file
-from .features_file import FeatureSet, FeaturesFileWriter
+from .features_file import FeaturesFileWriter
 from .images import ImageList, parse_identity
 
 CONFIG_EXTENSIONS = (".yaml", ".yml")
@@ -48,7 +48,7 @@ class FeatureExtractor:
         # A checkpoint remembers the device it was trained on; on another machine "auto" is the right default.
         self.device = resolve_device(
             str(device) if device else ("auto" if from_checkpoint else cfg.MODEL.DEVICE),
-            setting="the device (--device)" if device else "MODEL.DEVICE",
+            setting="the device argument" if device else "MODEL.DEVICE",
         )
         # ImageNet initialization is pointless under trained weights, and its file may not exist here.
         self.model = build_model(cfg, num_classes=0, imagenet_init=False)
@@ -108,8 +108,8 @@ class FeatureExtractor:
             raise ValueError("FeatureExtractor got no images")
         return torch.cat(batches)
 
-    def extract_images(self, images: ImageList, progress: bool = False) -> FeatureSet:
-        """A :class:`FeatureSet` of the images in ``images``; pids/camids from Market-style names, else -1."""
+    def extract_images(self, images: ImageList, progress: bool = False) -> Features:
+        """The :class:`Features` of the images in ``images``; pids/camids from Market-style names, else -1."""
         return self.feature_set(image_samples(images), images.root, progress=progress)
 
     def save_feature_set(
@@ -117,7 +117,7 @@ class FeatureExtractor:
     ) -> tuple[int, int]:
         """Extract ``samples`` straight into the features file ``path`` (what :meth:`feature_set` and
         ``save_features`` give, with one batch of features in memory at a time); returns ``(rows, dim)``."""
-        header = FeatureSet(
+        header = Features(
             feats=np.zeros((0, 0), np.float32),
             paths=[],
             root=os.path.abspath(root),
@@ -137,10 +137,10 @@ class FeatureExtractor:
                 raise ValueError("the test loader yielded no images; check the images given")
             return writer.close()
 
-    def feature_set(self, samples: Sequence[Sample], root: str, progress: bool = False) -> FeatureSet:
-        """A :class:`FeatureSet` of dataset ``samples``, paths stored relative to ``root``."""
+    def feature_set(self, samples: Sequence[Sample], root: str, progress: bool = False) -> Features:
+        """The :class:`Features` of dataset ``samples``, paths stored relative to ``root``."""
         features = self.extract_samples(samples, progress=progress)
-        return FeatureSet(
+        return Features(
             feats=_to_numpy(features.feats, np.float32),
             paths=[os.path.relpath(p, root) for p in features.paths],
             root=os.path.abspath(root),
@@ -259,7 +259,7 @@ def _resolve_source(
     if not cfg.MODEL.WEIGHTS:
         raise ConfigError(
             "FeatureExtractor needs trained weights: set MODEL.WEIGHTS (e.g. opts=['MODEL.WEIGHTS', "
-            "'output/x/model_final.pth'] or --weights), or pass the checkpoint path itself"
+            "'output/x/model_final.pth'] or weights=...), or pass the checkpoint path itself"
         )
     what = "reid-dff checkpoint (MODEL.WEIGHTS)"
     state = read_state_dict(cfg.MODEL.WEIGHTS if checkpoint is None else checkpoint, what=what)

@@ -12,54 +12,22 @@ import os
 import struct
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ReidDffError
+from ..evaluation.features import Features
 from ..utils import atomic_open
 
 FEATURES_FORMAT = "reid-dff-features"
 FEATURES_VERSION = 1
 
 
-class FeaturesFileError(ValueError):
+class FeaturesFileError(ReidDffError):
     """A features file is missing, corrupt, or not in the reid-dff layout."""
 
 
-@dataclass
-class FeatureSet:
-    """Embeddings ``feats`` (N, D) of images ``paths`` (relative to ``root``) with optional ids."""
-
-    feats: np.ndarray
-    paths: list[str]
-    root: str = ""
-    pids: np.ndarray | None = None
-    camids: np.ndarray | None = None
-    model_name: str = ""
-    checkpoint_sha256: str = ""
-    checkpoint_path: str = ""
-    metric: str = "cosine"
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.feats = np.ascontiguousarray(self.feats, dtype=np.float32)
-        n = len(self.paths)
-        if self.feats.ndim != 2 or len(self.feats) != n:
-            raise ValueError(f"feats must be (N, D) with N = {n} paths; got shape {self.feats.shape}")
-        for name in ("pids", "camids"):
-            values = getattr(self, name)
-            values = np.full(n, -1, np.int64) if values is None else np.asarray(values, np.int64)
-            if values.shape != (n,):
-                raise ValueError(f"{name} must have one entry per path ({n}), got shape {values.shape}")
-            setattr(self, name, values)
-
-    @property
-    def has_identities(self) -> bool:
-        """Whether every item carries a pid and a camid."""
-        return bool(len(self.paths)) and bool((self.pids >= 0).all() and (self.camids >= 0).all())
-
-
-def _meta(features: FeatureSet) -> dict:
+def _meta(features: Features) -> dict:
     return {
         "format": FEATURES_FORMAT,
         "version": FEATURES_VERSION,
@@ -92,7 +60,7 @@ def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> Non
             member.write(np.ascontiguousarray(array[start : start + rows]).tobytes())
 
 
-def _write_features_npz(f, features: FeatureSet) -> None:
+def _write_features_npz(f, features: Features) -> None:
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         _write_member(archive, "feats", features.feats)
         _write_member(archive, "paths", np.array(features.paths, dtype=np.str_))
@@ -101,8 +69,8 @@ def _write_features_npz(f, features: FeatureSet) -> None:
         _write_member(archive, "meta", np.array(json.dumps(_meta(features))))
 
 
-def save_features(path: str | os.PathLike, features: FeatureSet) -> None:
-    """Write a :class:`FeatureSet` as ``.npz`` atomically (straight into the temporary file, in chunks)."""
+def save_features(path: str | os.PathLike, features: Features) -> None:
+    """Write a :class:`Features` as ``.npz`` atomically (straight into the temporary file, in chunks)."""
     with atomic_open(path, "wb") as f:
         _write_features_npz(f, features)
 
@@ -116,7 +84,7 @@ class FeaturesFileWriter:
     manager: on an exception nothing is written and the temporary file is removed.
     """
 
-    def __init__(self, path: str | os.PathLike, capacity: int, header: FeatureSet):
+    def __init__(self, path: str | os.PathLike, capacity: int, header: Features):
         self.path = os.fspath(path)
         self.capacity = int(capacity)
         self.header = header
@@ -155,7 +123,7 @@ class FeaturesFileWriter:
         if self._rows is None or not self.count:
             raise ValueError("no features were added; nothing to write")
         self._rows.flush()
-        features = FeatureSet(
+        features = Features(
             feats=self._rows[: self.count],
             paths=self._paths,
             root=self.header.root,
@@ -213,7 +181,7 @@ def _memmap_member(path: str, member: str) -> np.ndarray | None:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
-def load_features(path: str | os.PathLike, mmap: bool = False) -> FeatureSet:
+def load_features(path: str | os.PathLike, mmap: bool = False) -> Features:
     """Read a features file written by :func:`save_features` (no pickled objects are accepted).
 
     ``mmap=True`` maps ``feats`` read-only from the file instead of reading it into memory (what
@@ -221,15 +189,13 @@ def load_features(path: str | os.PathLike, mmap: bool = False) -> FeatureSet:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FeaturesFileError(
-            f"features file {path} does not exist; write it with tools/extract_features.py"
-        )
+        raise FeaturesFileError(f"features file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = {"feats", "paths", "pids", "camids", "meta"} - set(data.files)
             if missing:
                 raise FeaturesFileError(
-                    f"{path} lacks arrays {sorted(missing)}; expected a file from tools/extract_features.py"
+                    f"{path} lacks arrays {sorted(missing)}; expected a reid-dff features file"
                 )
             meta = json.loads(str(data["meta"]))
             feats = _memmap_member(path, "feats.npy") if mmap else None
@@ -246,10 +212,10 @@ def load_features(path: str | os.PathLike, mmap: bool = False) -> FeatureSet:
     if meta.get("version") != FEATURES_VERSION:
         raise FeaturesFileError(
             f"{path} has features format version {meta.get('version')}; expected {FEATURES_VERSION}: "
-            "re-extract it with tools/extract_features.py"
+            "re-extract the features"
         )
     try:
-        return FeatureSet(
+        return Features(
             feats=feats,
             paths=paths,
             root=meta.get("root", ""),

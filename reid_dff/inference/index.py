@@ -1,61 +1,37 @@
 """A FAISS gallery index that knows what it holds: paths, identities, cameras, metric and model.
 
-On disk an index is a directory of three files, each written atomically:
-
-* ``index.faiss`` -- the FAISS index (``faiss.write_index`` into a temporary file, then renamed);
-* ``items.npz``   -- ``paths`` (relative to the gallery root), ``pids`` and ``camids`` (-1 when unknown),
-  plain arrays loaded with ``allow_pickle=False``;
-* ``meta.json``   -- format version, dimension, metric, normalization, index type and parameters, model
-  name, checkpoint SHA-256, gallery root, and the size and SHA-256 of the two other files.
-
-``meta.json`` is written last and pins the other two by hash, so a directory left half-written by a crash
-(or files copied from two different indexes) is refused on load instead of silently mixing galleries.
+:class:`GalleryIndex` builds an index from features (:mod:`.index_types` makes each kind of FAISS index),
+saves and loads it with its provenance (:mod:`.index_format`), checks that queries match it, and searches it
+exactly as the evaluator ranks: ties in gallery order, same-identity-same-camera items removed on request.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faiss
 import numpy as np
 
+from ..errors import ReidDffError
 from ..evaluation.distance import as_feature_matrix, l2_normalize
-from ..utils import atomic_open, atomic_write_json, sha256_file
-from .features_file import FeatureSet
+from ..evaluation.features import Features
+from .index_format import (
+    IndexMetadata,
+    check_relative_path,
+    read_index_files,
+    resolve_inside_root,
+    write_index_files,
+)
+from .index_types import INDEX_TYPES, METRICS, IndexParameterError, apply_search_params
 
-logger = logging.getLogger(__name__)
-
-INDEX_FORMAT = "reid-dff-gallery-index"
-INDEX_VERSION = 1
-INDEX_FILE = "index.faiss"
-ITEMS_FILE = "items.npz"
-META_FILE = "meta.json"
-
-# Distances reported to users follow the evaluator's conventions: cosine distance = 1 - cos(q, g) on
-# L2-normalized features; euclidean = squared L2 distance (what torchreid and FAISS both compute).
-METRICS = ("cosine", "euclidean")
+__all__ = ["GalleryIndex", "IndexCompatibilityError", "SearchResult"]
 
 
-class IndexFormatError(ValueError):
-    """An index directory is missing files, is corrupt, or its files do not belong together."""
-
-
-class IndexCompatibilityError(ValueError):
+class IndexCompatibilityError(ReidDffError):
     """Queries or a model do not match the index (dimension, normalization, model or checkpoint)."""
-
-
-class UnsafeIndexPathError(ValueError):
-    """A gallery path stored in an index escapes the gallery root or is absolute."""
-
-
-class IndexParameterError(ValueError):
-    """An index type, metric or build/search parameter that does not exist or does not fit the gallery."""
 
 
 @dataclass
@@ -67,139 +43,6 @@ class SearchResult:
 
     def __len__(self) -> int:
         return len(self.indices)
-
-
-# ---------------------------------------------------------------------------- index types (registry)
-def _default_nlist(num_vectors: int) -> int:
-    # The FAISS guideline is ~4*sqrt(N) lists with at least 39 training points per centroid.
-    return max(1, min(int(4 * math.sqrt(max(num_vectors, 1))), num_vectors // 39))
-
-
-def _faiss_metric(metric: str) -> int:
-    return faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-
-
-def _make_flat(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
-    return faiss.IndexFlatIP(dim) if metric == "cosine" else faiss.IndexFlatL2(dim)
-
-
-def _ivf_defaults(params: dict, num_vectors: int, name: str) -> None:
-    params.setdefault("nlist", _default_nlist(num_vectors))
-    params.setdefault("nprobe", 16)
-    # k-means runs on at most this many sampled vectors per list (FAISS's own default is 256, which on a
-    # 1M gallery means clustering all of it; FAISS warns below 39).
-    params.setdefault("train_per_list", 64)
-    if params["nlist"] < 1 or params["nlist"] > max(num_vectors, 1):
-        raise IndexParameterError(
-            f"{name} needs 1 <= nlist <= number of gallery vectors ({num_vectors}); got nlist={params['nlist']}"
-        )
-
-
-def _owning_ivf(index: faiss.Index, quantizer: faiss.Index, params: dict) -> faiss.Index:
-    index.own_fields = True  # the IVF index owns (and frees) its quantizer
-    quantizer.this.disown()
-    index.cp.max_points_per_centroid = int(params["train_per_list"])
-    return index
-
-
-def _make_ivf(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
-    _ivf_defaults(params, num_vectors, "ivf")
-    quantizer = _make_flat(dim, metric, {}, num_vectors)
-    index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), _faiss_metric(metric))
-    return _owning_ivf(index, quantizer, params)
-
-
-def _default_pq_m(dim: int) -> int:
-    # One sub-quantizer per 8 dimensions (a 2048-d embedding -> 256 bytes per image, 32x smaller than
-    # float32), or the largest divisor of dim below that.
-    return next(m for m in range(max(1, dim // 8), 0, -1) if dim % m == 0)
-
-
-def _make_ivfpq(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
-    _ivf_defaults(params, num_vectors, "ivfpq")
-    params.setdefault("pq_m", _default_pq_m(dim))
-    params.setdefault("pq_nbits", 8)
-    m, nbits = int(params["pq_m"]), int(params["pq_nbits"])
-    if m < 1 or dim % m:
-        raise IndexParameterError(f"ivfpq needs pq_m to divide the feature dimension {dim}; got pq_m={m}")
-    if not 1 <= nbits <= 16:
-        raise IndexParameterError(f"ivfpq needs 1 <= pq_nbits <= 16; got pq_nbits={nbits}")
-    if num_vectors < 2**nbits:
-        raise IndexParameterError(
-            f"ivfpq with pq_nbits={nbits} trains {2**nbits} centroids per sub-quantizer and needs at least "
-            f"that many gallery vectors ({num_vectors} given): lower pq_nbits or use a flat/ivf index"
-        )
-    quantizer = _make_flat(dim, metric, {}, num_vectors)
-    index = faiss.IndexIVFPQ(quantizer, dim, int(params["nlist"]), m, nbits, _faiss_metric(metric))
-    recommended = index.pq.cp.min_points_per_centroid * 2**nbits
-    if num_vectors < recommended:
-        logger.warning(
-            "ivfpq: %d gallery vectors train %d centroids per sub-quantizer, where FAISS recommends at least "
-            "%d; the codes will be coarse (a flat or ivf index is exact on a gallery this small)",
-            num_vectors,
-            2**nbits,
-            recommended,
-        )
-    index.pq.cp.min_points_per_centroid = 1  # warned once here, not once per sub-quantizer by FAISS
-    return _owning_ivf(index, quantizer, params)
-
-
-def _make_hnsw(dim: int, metric: str, params: dict, num_vectors: int) -> faiss.Index:
-    params.setdefault("M", 32)
-    params.setdefault("ef_construction", 40)
-    params.setdefault("ef_search", 64)
-    index = faiss.IndexHNSWFlat(dim, int(params["M"]), _faiss_metric(metric))
-    index.hnsw.efConstruction = int(params["ef_construction"])
-    return index
-
-
-def _set_nprobe(index: faiss.Index, params: dict) -> None:
-    faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
-
-
-def _set_ef_search(index: faiss.Index, params: dict) -> None:
-    faiss.downcast_index(index).hnsw.efSearch = int(params["ef_search"])
-
-
-@dataclass(frozen=True)
-class IndexType:
-    """How to make one kind of FAISS index and which parameters it takes."""
-
-    # factory(dim, metric, params, num_vectors) -> untrained index; fills ``params`` with defaults in place.
-    make: Callable[[int, str, dict, int], faiss.Index]
-    params: tuple[str, ...] = ()
-    # The subset that only affects search and may be changed on a loaded index, and how to set it.
-    search_params: tuple[str, ...] = ()
-    apply_search_params: Callable[[faiss.Index, dict], None] = lambda index, params: None
-    # The most rows training uses (FAISS subsamples beyond it anyway), from the filled-in parameters;
-    # larger galleries are trained on a fixed-seed sample of that many rows, read without the rest.
-    train_rows: Callable[[dict], int] = lambda params: 0
-
-
-def _ivf_train_rows(params: dict) -> int:
-    return int(params["nlist"]) * int(params["train_per_list"])
-
-
-def _ivfpq_train_rows(params: dict) -> int:
-    # The product quantizer's k-means samples at most 256 points per centroid (FAISS's default).
-    return max(_ivf_train_rows(params), 256 * 2 ** int(params["pq_nbits"]))
-
-
-_IVF_PARAMS = ("nlist", "nprobe", "train_per_list")
-INDEX_TYPES: dict[str, IndexType] = {
-    "flat": IndexType(_make_flat),
-    "ivf": IndexType(_make_ivf, _IVF_PARAMS, ("nprobe",), _set_nprobe, _ivf_train_rows),
-    # Product-quantized inverted lists: pq_m bytes per image (pq_nbits 8) instead of 4 x dim; distances
-    # are approximate (computed on the codes), so rankings can differ from exact search at any nprobe.
-    "ivfpq": IndexType(
-        _make_ivfpq, (*_IVF_PARAMS, "pq_m", "pq_nbits"), ("nprobe",), _set_nprobe, _ivfpq_train_rows
-    ),
-    "hnsw": IndexType(_make_hnsw, ("M", "ef_construction", "ef_search"), ("ef_search",), _set_ef_search),
-}
-
-
-def _apply_search_params(index: faiss.Index, index_type: str, params: dict) -> None:
-    INDEX_TYPES[index_type].apply_search_params(index, params)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -230,15 +73,6 @@ def _finite_rows(rows: np.ndarray, first_row: int) -> np.ndarray:
     return rows
 
 
-def _check_relative_path(path: str) -> str:
-    norm = os.path.normpath(path)
-    if os.path.isabs(path) or norm == ".." or norm.startswith(".." + os.sep):
-        raise UnsafeIndexPathError(
-            f"gallery path {path!r} must be relative to the gallery root and stay inside it"
-        )
-    return norm
-
-
 def _optional_ids(values: Sequence[int] | np.ndarray | None, count: int, name: str) -> np.ndarray:
     if values is None:
         return np.full(count, -1, dtype=np.int64)
@@ -249,25 +83,6 @@ def _optional_ids(values: Sequence[int] | np.ndarray | None, count: int, name: s
 
 
 # ---------------------------------------------------------------------------- the index
-@dataclass
-class IndexMetadata:
-    """Everything about an index except its vectors (stored in ``meta.json``)."""
-
-    dim: int
-    metric: str
-    index_type: str
-    params: dict = field(default_factory=dict)
-    model_name: str = ""
-    checkpoint_sha256: str = ""
-    checkpoint_path: str = ""
-    root: str = ""
-
-    @property
-    def normalized(self) -> bool:
-        """Whether vectors are L2-normalized before they are added and searched (cosine metric)."""
-        return self.metric == "cosine"
-
-
 class GalleryIndex:
     """A FAISS index over gallery embeddings with their paths, pids and camids."""
 
@@ -318,7 +133,7 @@ class GalleryIndex:
             )
         if len(paths) != num:
             raise ValueError(f"{len(paths)} paths for {num} gallery features; they must match one to one")
-        rel_paths = np.array([_check_relative_path(str(p)) for p in paths], dtype=np.str_)
+        rel_paths = np.array([check_relative_path(str(p)) for p in paths], dtype=np.str_)
         params = dict(params or {})
         unknown = set(params) - set(INDEX_TYPES[index_type].params)
         if unknown:
@@ -353,7 +168,7 @@ class GalleryIndex:
             del sample
         for start in range(0, num, add_batch_size):
             index.add(prepared(feats[start : start + add_batch_size], start))
-        _apply_search_params(index, index_type, params)
+        apply_search_params(index, index_type, params)
         return cls(
             index,
             meta,
@@ -365,13 +180,13 @@ class GalleryIndex:
     @classmethod
     def from_features(
         cls,
-        features: FeatureSet,
+        features: Features,
         index_type: str = "flat",
         params: dict | None = None,
         metric: str | None = None,
         root: str | None = None,
     ) -> GalleryIndex:
-        """Index a :class:`FeatureSet` (paths, ids, model and checkpoint hash travel with it)."""
+        """Index a :class:`Features` (paths, ids, model and checkpoint hash travel with it)."""
         return cls.build(
             features.feats,
             features.paths,
@@ -397,37 +212,7 @@ class GalleryIndex:
     # -- persistence -------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> None:
         """Write ``index.faiss``, ``items.npz`` and then ``meta.json`` into ``directory``, each atomically."""
-        directory = os.fspath(directory)
-        os.makedirs(directory, exist_ok=True)
-        index_path = os.path.join(directory, INDEX_FILE)
-        items_path = os.path.join(directory, ITEMS_FILE)
-        with atomic_open(index_path, "wb") as f:
-            writer = faiss.PyCallbackIOWriter(f.write)
-            faiss.write_index(self.index, writer)
-            del writer  # flushes FAISS's buffer into f before atomic_open renames it
-        with atomic_open(items_path, "wb") as f:
-            np.savez(f, paths=self.paths, pids=self.pids, camids=self.camids)
-        meta = {
-            "format": INDEX_FORMAT,
-            "version": INDEX_VERSION,
-            "num_items": len(self),
-            "dim": self.meta.dim,
-            "metric": self.meta.metric,
-            "normalized": self.meta.normalized,
-            "index_type": self.meta.index_type,
-            "params": self.meta.params,
-            "model": {
-                "name": self.meta.model_name,
-                "checkpoint_sha256": self.meta.checkpoint_sha256,
-                "checkpoint_path": self.meta.checkpoint_path,
-            },
-            "root": self.meta.root,
-            "files": {
-                name: {"bytes": os.path.getsize(path), "sha256": sha256_file(path)}
-                for name, path in ((INDEX_FILE, index_path), (ITEMS_FILE, items_path))
-            },
-        }
-        atomic_write_json(os.path.join(directory, META_FILE), meta)
+        write_index_files(directory, self.index, self.meta, self.paths, self.pids, self.camids)
 
     @classmethod
     def load(
@@ -445,59 +230,11 @@ class GalleryIndex:
 
         The keyword arguments, when given, are checked with :meth:`check_compatible` before returning.
         """
-        directory = os.fspath(directory)
-        if not os.path.isdir(directory):
-            raise IndexFormatError(
-                f"index directory {directory} does not exist; build one with tools/build_index.py"
-            )
-        meta_path = os.path.join(directory, META_FILE)
-        if not os.path.isfile(meta_path):
-            raise IndexFormatError(
-                f"{meta_path} is missing: {directory} is not a reid-dff index (or its build was interrupted); "
-                "rebuild it with tools/build_index.py"
-            )
-        try:
-            with open(meta_path, encoding="utf-8") as f:
-                raw = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise IndexFormatError(f"cannot read {meta_path}: {e}") from e
-        meta = _parse_meta(raw, meta_path)
-        for name, expected in raw["files"].items():
-            path = os.path.join(directory, name)
-            if not os.path.isfile(path):
-                raise IndexFormatError(f"{path} is missing; rebuild the index with tools/build_index.py")
-            if os.path.getsize(path) != expected["bytes"] or (
-                verify_hashes and sha256_file(path) != expected["sha256"]
-            ):
-                raise IndexFormatError(
-                    f"{path} does not match {meta_path} (size or SHA-256 differ): the files come from "
-                    "different builds or were modified; rebuild the index with tools/build_index.py"
-                )
-        try:
-            with open(os.path.join(directory, INDEX_FILE), "rb") as f:
-                reader = faiss.PyCallbackIOReader(f.read)
-                index = faiss.read_index(reader)
-                del reader
-        except RuntimeError as e:
-            raise IndexFormatError(f"FAISS cannot read {os.path.join(directory, INDEX_FILE)}: {e}") from e
-        try:
-            with np.load(os.path.join(directory, ITEMS_FILE), allow_pickle=False) as items:
-                paths, pids, camids = items["paths"], items["pids"], items["camids"]
-        except (OSError, ValueError, KeyError) as e:
-            raise IndexFormatError(
-                f"cannot read {os.path.join(directory, ITEMS_FILE)} (expected arrays paths, pids, camids "
-                f"without pickled objects): {e}"
-            ) from e
-        num = raw["num_items"]
-        if index.d != meta.dim or index.ntotal != num or not (len(paths) == len(pids) == len(camids) == num):
-            raise IndexFormatError(
-                f"{directory}: inconsistent index (meta says {num} items of dim {meta.dim}; FAISS holds "
-                f"{index.ntotal} of dim {index.d}; items.npz holds {len(paths)} paths); rebuild it"
-            )
+        index, meta, paths, pids, camids = read_index_files(directory, verify_hashes)
         if root is not None:
             meta.root = os.path.abspath(root)
-        _apply_search_params(index, meta.index_type, meta.params)
-        loaded = cls(index, meta, paths, pids.astype(np.int64), camids.astype(np.int64))
+        apply_search_params(index, meta.index_type, meta.params)
+        loaded = cls(index, meta, paths, pids, camids)
         loaded.check_compatible(dim, normalized, model_name, checkpoint_sha256)
         return loaded
 
@@ -548,7 +285,7 @@ class GalleryIndex:
                 f"allowed: {list(allowed) or 'none'}"
             )
         self.meta.params.update({k: int(v) for k, v in params.items()})
-        _apply_search_params(self.index, self.meta.index_type, self.meta.params)
+        apply_search_params(self.index, self.meta.index_type, self.meta.params)
 
     def search(
         self,
@@ -659,93 +396,3 @@ class GalleryIndex:
 def _pair_counts(pids: np.ndarray, camids: np.ndarray) -> dict[tuple[int, int], int]:
     pairs, counts = np.unique(np.stack([pids, camids], axis=1), axis=0, return_counts=True)
     return {(int(p), int(c)): int(n) for (p, c), n in zip(pairs, counts)}
-
-
-def _parse_meta(raw: Any, meta_path: str) -> IndexMetadata:
-    if not isinstance(raw, dict) or raw.get("format") != INDEX_FORMAT:
-        raise IndexFormatError(f"{meta_path} is not a reid-dff index description (format {INDEX_FORMAT!r})")
-    if raw.get("version") != INDEX_VERSION:
-        raise IndexFormatError(
-            f"{meta_path} has index format version {raw.get('version')}; this reid-dff reads version "
-            f"{INDEX_VERSION}: rebuild the index with tools/build_index.py"
-        )
-    required = ("num_items", "dim", "metric", "normalized", "index_type", "params", "model", "root", "files")
-    missing = [k for k in required if k not in raw]
-    if missing:
-        raise IndexFormatError(f"{meta_path} lacks keys {missing}; rebuild the index")
-    if raw["metric"] not in METRICS or raw["index_type"] not in INDEX_TYPES:
-        raise IndexFormatError(
-            f"{meta_path}: unknown metric {raw['metric']!r} or index type {raw['index_type']!r}"
-        )
-    files = raw["files"]
-    if not (
-        isinstance(files, dict)
-        and set(files) == {INDEX_FILE, ITEMS_FILE}
-        and all(
-            isinstance(entry, dict)
-            and type(entry.get("bytes")) is int
-            and isinstance(entry.get("sha256"), str)
-            for entry in files.values()
-        )
-    ):
-        raise IndexFormatError(
-            f"{meta_path}: 'files' must give the bytes and sha256 of {INDEX_FILE} and {ITEMS_FILE}"
-        )
-    params, model = raw["params"], raw["model"]
-    if not (
-        isinstance(params, dict)
-        and set(params) <= set(INDEX_TYPES[raw["index_type"]].params)
-        and all(type(v) is int for v in params.values())
-    ):
-        raise IndexFormatError(
-            f"{meta_path}: 'params' must map {raw['index_type']} parameters "
-            f"({', '.join(INDEX_TYPES[raw['index_type']].params) or 'none'}) to integers, got {params!r}"
-        )
-    if not (
-        isinstance(model, dict)
-        and all(isinstance(model.get(k, ""), str) for k in ("name", "checkpoint_sha256", "checkpoint_path"))
-        and isinstance(raw["root"], str)
-        and type(raw["dim"]) is int
-        and type(raw["num_items"]) is int
-    ):
-        raise IndexFormatError(
-            f"{meta_path}: 'model' must be an object of strings, 'root' a string, 'dim' and 'num_items' integers"
-        )
-    meta = IndexMetadata(
-        dim=int(raw["dim"]),
-        metric=raw["metric"],
-        index_type=raw["index_type"],
-        params=dict(raw["params"]),
-        model_name=raw["model"].get("name", ""),
-        checkpoint_sha256=raw["model"].get("checkpoint_sha256", ""),
-        checkpoint_path=raw["model"].get("checkpoint_path", ""),
-        root=raw["root"],
-    )
-    if meta.normalized != bool(raw["normalized"]):
-        raise IndexFormatError(f"{meta_path}: 'normalized' contradicts metric {meta.metric!r}")
-    return meta
-
-
-def resolve_inside_root(root: str, rel_path: str, what: str = "gallery", source: str = "the index") -> str:
-    """``root/rel_path`` made absolute, refusing paths that leave ``root`` or do not exist.
-
-    ``what`` ("gallery", "query") and ``source`` ("the index", "the search report") only word the errors.
-    """
-    if not root:
-        raise UnsafeIndexPathError(
-            f"{what} path {rel_path!r} has no {what} root: {source} was made without one; "
-            f"pass the {what} root (e.g. --gallery-root) to use its images"
-        )
-    root_real = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(root_real, rel_path))
-    if os.path.isabs(rel_path) or os.path.commonpath([root_real, full]) != root_real:
-        raise UnsafeIndexPathError(
-            f"{what} path {rel_path!r} resolves to {full}, outside the {what} root {root_real}; "
-            f"{source} is corrupt or was tampered with"
-        )
-    if not os.path.isfile(full):
-        raise FileNotFoundError(
-            f"{what} image {full} (listed in {source} as {rel_path!r}) does not exist; pass the right "
-            f"{what} root or rebuild {source}"
-        )
-    return full

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .features_file import FeatureSet
+from ..evaluation.features import Features
 from .index import GalleryIndex, IndexCompatibilityError, SearchResult
 
 
@@ -103,7 +103,7 @@ def cmc_from_search(
 
 def search_features(
     index: GalleryIndex,
-    queries: FeatureSet,
+    queries: Features,
     topk: int = 10,
     exclude_same_camera: bool = False,
 ) -> dict:

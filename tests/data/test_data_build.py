@@ -28,11 +28,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::reid_dff.data.datasets.DatasetS
 
 @pytest.fixture
 def ensure_calls(monkeypatch):
-    """Stub the synthetic generator's ``ensure_synthetic``; records the roots it was called with."""
+    """Stub the synthetic generator's ``ensure_synthetic_data``; records the roots it was called with."""
     import reid_dff.data.synthetic as synthetic
 
     calls = []
-    monkeypatch.setattr(synthetic, "ensure_synthetic", lambda cfg: calls.append(cfg.DATASETS.ROOT))
+    monkeypatch.setattr(
+        synthetic, "ensure_synthetic_data", lambda cfg, specs: calls.append(cfg.DATASETS.ROOT)
+    )
     return calls
 
 
@@ -69,7 +71,7 @@ def cfg_for(root, sources, combine_all=False, **overrides):
 
 def test_train_set_relabels_contiguously_with_domains(root, ensure_calls):
     ts = build_train_set(cfg_for(root, ["market1501", "dukemtmcreid", "synthetic:1"]))
-    assert ensure_calls == [str(root)]  # synthetic source -> ensure_synthetic(cfg) first
+    assert ensure_calls == [str(root)]  # synthetic source -> ensure_synthetic_data(cfg) first
     assert ts.names == ["market1501", "dukemtmcreid", "synthetic:1"] and ts.num_domains == 3
     labels = sorted({s.pid for s in ts.samples})
     assert labels == list(range(ts.num_classes)) == list(range(3 + 2 + 2))

@@ -9,7 +9,7 @@ import pytest
 from fake_trees import write_image
 
 from reid_dff.config import get_cfg
-from reid_dff.data.classification import build_classification_data, ensure_synthetic_officehome_from_cfg
+from reid_dff.data.classification import build_classification_data
 from reid_dff.data.datasets import (
     DatasetLayoutError,
     DatasetOptionError,
@@ -18,6 +18,7 @@ from reid_dff.data.datasets import (
     parse_dataset_spec,
 )
 from reid_dff.data.datasets.officehome import DOMAINS, canonical_domain, split_train_val
+from reid_dff.data.synthetic import ensure_synthetic_data
 
 CLASSES = ["Bottle", "Alarm_Clock", "Chair"]  # written unsorted: labels must follow sorted names
 
@@ -206,9 +207,9 @@ def test_combine_all_is_refused(tmp_path):
 
 def test_synthetic_tree_is_generated_and_not_checked_against_published(tmp_path):
     cfg = classification_cfg(tmp_path, ["officehome:Art"], ["officehome:Clipart"])
-    assert ensure_synthetic_officehome_from_cfg(cfg) is None and not os.listdir(tmp_path)
+    assert ensure_synthetic_data(cfg) == [] and not os.listdir(tmp_path)
     cfg.DATASETS.OFFICEHOME.SYNTHETIC.update({"ENABLED": True, "IMAGES_PER_CLASS": 2, "SIZE": 16})
-    path = ensure_synthetic_officehome_from_cfg(cfg)
+    (path,) = ensure_synthetic_data(cfg)
     assert path == os.path.join(tmp_path, "OfficeHomeDataset")
     with warnings.catch_warnings():
         warnings.simplefilter("error", DatasetStatisticsWarning)

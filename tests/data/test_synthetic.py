@@ -1,5 +1,5 @@
 """The synthetic multi-domain ReID generator: determinism, layout, torchreid compatibility, atomicity,
-ensure/verify, the colour-histogram baseline (with torchreid's evaluator) and per-domain frequency content."""
+ensure/verify and per-domain frequency content (the colour-histogram baseline: tests/evaluation/test_baselines.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 import reid_dff.data.synthetic as synthetic
+import reid_dff.data.synthetic.tree as tree
 from reid_dff.config import get_cfg
 from reid_dff.data.synthetic import (
     MANIFEST_NAME,
     SyntheticDataError,
-    color_histogram_features,
     ensure_synthetic,
+    ensure_synthetic_data,
     generate_synthetic,
-    histogram_baseline_report,
     read_manifest,
     render_image,
     verify_synthetic,
@@ -183,11 +183,11 @@ def test_failed_generation_leaves_nothing_and_refuses_existing_trees(tmp_path, m
             raise OSError("disk full (simulated)")
         return real_encode(img, quality)
 
-    monkeypatch.setattr(synthetic, "encode_jpeg", failing_encode)
+    monkeypatch.setattr(tree, "encode_jpeg", failing_encode)
     with pytest.raises(OSError, match="simulated"):
         generate_synthetic(tmp_path, **TINY)
     assert os.listdir(tmp_path) == []  # no half tree, no temporary folder left behind
-    monkeypatch.setattr(synthetic, "encode_jpeg", real_encode)
+    monkeypatch.setattr(tree, "encode_jpeg", real_encode)
 
     generate_synthetic(tmp_path, **TINY)
     with pytest.raises(FileExistsError, match="overwrite"):
@@ -288,102 +288,22 @@ def test_bad_parameters_name_the_parameter(tmp_path, bad, field):
     assert not (tmp_path / "synthetic").exists()
 
 
+def test_ensure_synthetic_data_generates_what_the_specs_name_and_nothing_else(tmp_path):
+    cfg = tiny_cfg(tmp_path)
+    cfg.DATASETS.SOURCES, cfg.DATASETS.TARGETS = ["market1501"], ["dukemtmcreid"]
+    assert ensure_synthetic_data(cfg) == [] and os.listdir(tmp_path) == []
+    cfg.DATASETS.TARGETS = [" synthetic:0"]
+    (path,) = ensure_synthetic_data(cfg)
+    assert path == os.path.join(tmp_path, "synthetic") and read_manifest(path)["params"]["num_domains"] == 1
+    assert ensure_synthetic_data(cfg, ["market1501"]) == []  # explicit specs replace SOURCES + TARGETS
+    assert ensure_synthetic_data(cfg, ["synthetic"]) == [path]
+
+
 def test_ensure_synthetic_mapping_form_rejects_unknown_keys(tmp_path):
     with pytest.raises(ValueError, match="unknown synthetic parameters \\['colour'\\]"):
         ensure_synthetic({"root": str(tmp_path), "colour": 3})
     with pytest.raises(ValueError, match="'root'"):
         ensure_synthetic({"seed": 0})
-
-
-# ---------------------------------------------------------------------------------- histogram baseline
-def test_color_histogram_features_hand_computed_and_bad_inputs(tmp_path):
-    # A solid colour: each third's histogram is one bin; sqrt + L2 make each 1/sqrt(3).
-    hsv = np.array([[[100, 200, 90]]], np.uint8)  # H=100 -> bin 4, S=200 -> bin 3, V=90 -> bin 1
-    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    solid = np.tile(bgr, (30, 20, 1))
-    path = tmp_path / "solid.png"
-    cv2.imwrite(str(path), solid)
-    back = [int(v) for v in cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2HSV)[0, 0]]
-    expected_bin = (back[0] * 8 // 180) * 16 + (back[1] * 4 // 256) * 4 + back[2] * 4 // 256
-    assert expected_bin == 4 * 16 + 3 * 4 + 1
-    features = color_histogram_features([path])
-    assert features.shape == (1, 384) and features.dtype == np.float32
-    want = np.zeros(384, np.float32)
-    want[[expected_bin, 128 + expected_bin, 256 + expected_bin]] = 1 / np.sqrt(3)
-    np.testing.assert_allclose(features[0], want, atol=1e-6)
-
-    missing = tmp_path / "nope.jpg"
-    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
-        color_histogram_features([missing])
-    corrupt = tmp_path / "corrupt.jpg"
-    corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(ValueError, match=re.escape(str(corrupt))):
-        color_histogram_features([corrupt])
-
-
-def torchreid_histogram_map(synthetic_dir, domain: str) -> tuple[float, float]:
-    """mAP and rank-1 of the histogram baseline, evaluated by torchreid (cosine distance)."""
-    from torchreid.reid.metrics import evaluate_rank
-
-    features, pids, camids = {}, {}, {}
-    for split in ("query", "bounding_box_test"):
-        folder = os.path.join(synthetic_dir, domain, split)
-        names = sorted(os.listdir(folder))
-        features[split] = color_histogram_features([os.path.join(folder, n) for n in names])
-        parsed = [tuple(map(int, TORCHREID_PATTERN.search(n).groups())) for n in names]
-        pids[split] = np.array([p for p, _ in parsed])
-        camids[split] = np.array([c - 1 for _, c in parsed])
-    distmat = 1.0 - features["query"] @ features["bounding_box_test"].T
-    cmc, mean_ap = evaluate_rank(
-        distmat.astype(np.float64),
-        pids["query"],
-        pids["bounding_box_test"],
-        camids["query"],
-        camids["bounding_box_test"],
-        max_rank=50,
-        use_cython=False,
-    )
-    return float(mean_ap), float(cmc[0])
-
-
-def test_histogram_baseline_below_20_percent_map_on_every_domain(tmp_path):
-    # The default appearance distribution, cameras, images and test-set size (50 ids); train ids are
-    # not needed to measure query/gallery, so only 2 are generated.
-    d = get_cfg().DATASETS.SYNTHETIC
-    generate_synthetic(
-        tmp_path,
-        seed=d.SEED,
-        num_domains=d.NUM_DOMAINS,
-        ids_train=2,
-        ids_test=d.IDS_TEST,
-        height=d.HEIGHT,
-        width=d.WIDTH,
-        cameras=d.CAMERAS,
-        images_per_camera=d.IMAGES_PER_CAMERA,
-    )
-    synthetic_dir = tmp_path / "synthetic"
-    ours = {row["domain"]: row for row in histogram_baseline_report(synthetic_dir)}
-    for k in range(d.NUM_DOMAINS):
-        mean_ap, rank1 = torchreid_histogram_map(synthetic_dir, f"domain{k}")
-        assert 0.02 < mean_ap < 0.20, f"domain{k}: histogram baseline mAP {mean_ap:.3f}"
-        # The report (reid_dff.evaluation) agrees with torchreid's evaluator.
-        assert ours[f"domain{k}"]["mAP"] == pytest.approx(mean_ap, abs=1e-6)
-        assert ours[f"domain{k}"]["rank1"] == pytest.approx(rank1, abs=1e-6)
-
-
-def test_histogram_baseline_is_strong_when_colours_are_not_shared(tmp_path, monkeypatch):
-    # Control: the baseline itself works; it fails above only because identities share outfit colours.
-    monkeypatch.setattr(synthetic, "NUM_OUTFIT_SCHEMES", 40)
-    synthetic._outfit_schemes.cache_clear()
-    synthetic.sample_appearance.cache_clear()
-    try:
-        generate_synthetic(tmp_path, seed=0, num_domains=2, ids_train=2, ids_test=30)
-        for k in range(2):
-            mean_ap, _ = torchreid_histogram_map(tmp_path / "synthetic", f"domain{k}")
-            assert mean_ap > 0.3, f"domain{k}: {mean_ap:.3f}"
-    finally:
-        synthetic._outfit_schemes.cache_clear()
-        synthetic.sample_appearance.cache_clear()
 
 
 # ------------------------------------------------------------------------------------ frequency content

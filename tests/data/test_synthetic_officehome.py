@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from reid_dff.data.synthetic import SyntheticDataError
-from reid_dff.data.synthetic_officehome import (
+from reid_dff.data.synthetic.officehome import (
     CLASSES,
     DOMAINS,
     ensure_synthetic_officehome,

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from synthetic_run import tiny_run_cfg
 
-from reid_dff.data.synthetic import ensure_synthetic
+from reid_dff.data.synthetic import ensure_synthetic_data
 from reid_dff.engine import Trainer, launch, load_checkpoint
 
 
@@ -55,7 +55,7 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path):
         ITERS_PER_EPOCH=4,
         BASE_LR=0.003,
     )
-    ensure_synthetic(cfg)
+    ensure_synthetic_data(cfg)
     cfg.freeze()
     mp.spawn(worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
 
@@ -78,7 +78,7 @@ def test_ddp_trains_with_the_triplet_loss_alone(tmp_path):
     # Without cross-entropy the BNNeck and classifier get no gradient; DDP must not wait for them.
     cfg = tiny_run_cfg(tmp_path / "data", tmp_path / "run", IMS_PER_BATCH=16, MAX_EPOCHS=1, ITERS_PER_EPOCH=3)
     cfg.MODEL.LOSSES.NAMES = ["triplet"]
-    ensure_synthetic(cfg)
+    ensure_synthetic_data(cfg)
     cfg.freeze()
     mp.spawn(worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
     for rank in (0, 1):

@@ -5,7 +5,7 @@ import json
 import pytest
 from synthetic_run import tiny_run_cfg
 
-from reid_dff.data.synthetic import ensure_synthetic
+from reid_dff.data.synthetic import ensure_synthetic_data
 from reid_dff.engine import Trainer, load_checkpoint
 
 
@@ -24,7 +24,7 @@ class StopAfterFirstEpoch(Trainer):
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_data")
-    ensure_synthetic(tiny_run_cfg(root, root / "unused"))
+    ensure_synthetic_data(tiny_run_cfg(root, root / "unused"))
     return root
 
 

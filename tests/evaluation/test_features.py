@@ -90,6 +90,8 @@ def test_empty_loader_is_an_error():
 
 
 def test_rows_of_names_a_missing_path():
-    feats = Features(np.zeros((1, 2), np.float32), np.zeros(1, np.int64), np.zeros(1, np.int64), ["a.jpg"])
+    feats = Features(
+        np.zeros((1, 2), np.float32), ["a.jpg"], pids=np.zeros(1, np.int64), camids=np.zeros(1, np.int64)
+    )
     with pytest.raises(KeyError, match="no feature was extracted for image b.jpg"):
         feats.rows_of(["a.jpg", "b.jpg"])

@@ -11,7 +11,7 @@ from reid_dff.inference import (
     UnsafeIndexPathError,
     cmc_from_search,
 )
-from reid_dff.inference.index import INDEX_FILE, ITEMS_FILE, META_FILE
+from reid_dff.inference.index_format import INDEX_FILE, ITEMS_FILE, META_FILE
 from reid_dff.utils import sha256_file
 
 
@@ -349,11 +349,12 @@ def test_queries_of_unknown_identity_exclude_nothing():
 
 # ------------------------------------------------------------------------------ large galleries, streamed
 def _saved_gallery(tmp_path, num, dim, seed=11):
-    from reid_dff.inference import FeatureSet, save_features
+    from reid_dff.evaluation import Features
+    from reid_dff.inference import save_features
 
     g, pids = clustered(num, dim, 50, seed=seed)
     path = tmp_path / "gallery.npz"
-    save_features(path, FeatureSet(g, names(num), pids=pids, camids=np.zeros(num, np.int64)))
+    save_features(path, Features(g, names(num), pids=pids, camids=np.zeros(num, np.int64)))
     return path, g
 
 

@@ -34,7 +34,7 @@ def load_tool(name):
 
 @pytest.fixture(scope="module")
 def unseen_domain(tiny_checkpoint):
-    """(extractor, query FeatureSet, gallery FeatureSet, split) of the tiny synthetic target domain."""
+    """(extractor, query Features, gallery Features, split) of the tiny synthetic target domain."""
     cfg, checkpoint = tiny_checkpoint
     split = build_test_sets(cfg, "synthetic:0")[0]
     extractor = FeatureExtractor(checkpoint, device="cpu")
@@ -404,14 +404,14 @@ def test_features_file_writer_holds_one_batch_not_the_gallery(tmp_path, monkeypa
     import tracemalloc
 
     import reid_dff.inference.features_file as features_file
-    from reid_dff.inference import FeatureSet
+    from reid_dff.evaluation import Features
     from reid_dff.inference.features_file import FeaturesFileWriter
 
     monkeypatch.setattr(features_file, "_STREAM_CHUNK_BYTES", 256 << 10)  # 4 MB at this scale
 
     rng = np.random.default_rng(0)
     batches = [rng.standard_normal((500, 256)).astype(np.float32) for _ in range(8)]  # 4 MB in all
-    header = FeatureSet(np.zeros((0, 0), np.float32), [], root=str(tmp_path), model_name="m", metric="cosine")
+    header = Features(np.zeros((0, 0), np.float32), [], root=str(tmp_path), model_name="m", metric="cosine")
     tracemalloc.start()
     with FeaturesFileWriter(tmp_path / "big.npz", 4000, header) as writer:
         for b, feats in enumerate(batches):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from reid_dff.config import ConfigError, get_cfg, setup_cfg
-from reid_dff.data.synthetic import ensure_synthetic
+from reid_dff.data.synthetic import ensure_synthetic_data
 from reid_dff.engine import load_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -58,7 +58,7 @@ def run_tool(*args):
 
 def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
     config, cfg = tiny_config_file(tmp_path)
-    ensure_synthetic(cfg)  # generated here once; the tool would do the same when it is absent
+    ensure_synthetic_data(cfg)  # generated here once; the tool would do the same when it is absent
     run_dir = tmp_path / "run"
 
     first = run_tool("--config-file", str(config))
@@ -227,7 +227,7 @@ def test_a_second_config_file_is_refused_not_silently_dropped(capsys):
 )
 def test_config_mistakes_are_one_line_before_training(tmp_path, capsys, extra, message):
     config, cfg = tiny_config_file(tmp_path)
-    ensure_synthetic(cfg)
+    ensure_synthetic_data(cfg)
     with pytest.raises(SystemExit) as info:
         load_tool().main(["--config-file", str(config), *extra])
     assert info.value.code == 1

@@ -23,8 +23,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from ..utils.io import atomic_write_json, staging_dir
-from .synthetic import SyntheticDataError
+from ...utils.io import atomic_write_json, staging_dir
+from .tree import SyntheticDataError, SyntheticTreeExistsError
 
 DOMAINS = ("Art", "Clipart", "Product", "Real_World")
 CLASSES = ("Arrow", "Crescent", "Cross", "Disc", "Ring", "Square", "Star", "Triangle")
@@ -180,7 +180,7 @@ def generate_synthetic_officehome(
     root = os.fspath(root)
     target = os.path.join(root, ROOT_FOLDER)
     if os.path.exists(target):
-        raise FileExistsError(f"{target} already exists; delete it or choose another --root")
+        raise SyntheticTreeExistsError(f"{target} already exists; delete it or choose another root")
     manifest = {
         "kind": "synthetic_officehome",
         "render_version": RENDER_VERSION,
