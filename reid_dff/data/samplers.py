@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ReidDffError
 from ..utils.registry import Registry
 from .datasets.base import Sample
 
@@ -39,12 +40,12 @@ SAMPLER_REGISTRY = Registry("sampler")
 _STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2, 3, 4
 
 
-class SamplerError(ValueError):
+class SamplerError(ReidDffError):
     """The batch shape does not fit the data: batch size, instances per identity, domains, ranks (the
     message names the config keys to change)."""
 
 
-class SamplerStateError(ValueError):
+class SamplerStateError(ReidDffError):
     """A sampler state that does not belong to this sampler (other seed, data, batch shape or rank)."""
 
 

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import ReidDffError
 from .backbones.ffc import FFCConv2d
 
 FFC_PATHS = ("l2l", "l2g", "g2l")
 
 
-class WeightsError(ValueError):
+class WeightsError(ReidDffError):
     """A weights file cannot be read as a state dict (the message names the file and the expected form)."""
 
 
