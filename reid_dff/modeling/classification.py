@@ -51,8 +51,7 @@ def build_classification_model(cfg: CfgNode, num_classes: int) -> Classification
     """The classification model of ``cfg`` with ``num_classes`` outputs (``MODEL.HEAD.NUM_CLASSES`` if > 0)."""
     if cfg.MODEL.HEAD.NECK != "none":
         raise ConfigError(
-            f"MODEL.HEAD.NECK is {cfg.MODEL.HEAD.NECK!r}, but the classification head has no neck "
-            "(backbone -> pooling -> linear); set MODEL.HEAD.NECK none (configs/officehome/ do)"
+            f"MODEL.HEAD.NECK is {cfg.MODEL.HEAD.NECK!r}; the classification head has no neck (expected MODEL.HEAD.NECK none)"
         )
     configured = int(cfg.MODEL.HEAD.NUM_CLASSES)
     if configured > 0 and num_classes > 0 and configured != num_classes:

@@ -149,9 +149,8 @@ class ReIDLosses(nn.Module):
                 )
             if outputs[term.output_key] is None:
                 raise ValueError(
-                    f"loss {name!r} needs the model output {term.output_key!r}, which this model does not "
-                    "compute (a model built with num_classes=0 has no ID classifier: drop "
-                    f"{name} from MODEL.LOSSES.NAMES or build it with the number of training identities)"
+                    f"loss {name!r} needs the model output {term.output_key!r}, which is None (a model built "
+                    f"with num_classes=0 has no ID classifier); drop {name} from MODEL.LOSSES.NAMES"
                 )
             losses[f"loss_{name}"] = term.weight * term.module(outputs[term.output_key], targets)
         return losses
