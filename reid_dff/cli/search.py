@@ -16,6 +16,7 @@ import sys
 
 from reid_dff.cli.common import (
     ConfigFileOnce,
+    Remedies,
     ToolUsageError,
     add_overrides,
     exit_on_user_error,
@@ -90,7 +91,7 @@ def query_features(args, index):
 
 
 # The tool-level remedy added to the library's message (which says what is wrong with the file).
-REMEDIES = {
+REMEDIES: Remedies = {
     IndexFormatError: "--index takes a folder written by tools/build_index.py",
     FeaturesFileError: "--query-features takes a file written by tools/extract_features.py",
 }

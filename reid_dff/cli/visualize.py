@@ -18,6 +18,7 @@ import sys
 
 from reid_dff.cli.common import (
     ConfigFileOnce,
+    Remedies,
     add_overrides,
     exit_on_user_error,
     parse_flags_first,
@@ -104,7 +105,7 @@ def figure_names(paths: list[str]) -> list[str]:
 
 
 # The remedy each command adds to a FigureInputError (its message says what is wrong with the input).
-REMEDIES = {
+REMEDIES: dict[str, Remedies] = {
     "masks": {FigureInputError: "--weights must be a DFF checkpoint (dff_resnet* with a frequency filter)"},
     "activations": {FigureInputError: "--layer names the module whose (B, C, h, w) output is shown"},
     "ranked": {FigureInputError: "--results takes the JSON that tools/search.py writes with --output"},
