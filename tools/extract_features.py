@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 r"""Extract ReID embeddings of a folder / list of images, or of a dataset split, into a features file.
 
-    python tools/extract_features.py --config-file CFG MODEL.WEIGHTS model.pth --images DIR_OR_LIST \
-        --output feats.npz
+    python tools/extract_features.py --config-file CFG --images DIR_OR_LIST --output feats.npz \
+        MODEL.WEIGHTS model.pth
     python tools/extract_features.py --weights model.pth --dataset synthetic:3 --split gallery \
         --output gallery.npz
 

@@ -11,8 +11,8 @@ atomically. The metric defaults to the one the features' model is evaluated with
 import argparse
 import sys
 
-from reid_dff.inference import INDEX_TYPES, GalleryIndex, load_features
-from reid_dff.inference.cli import exit_on_user_error
+from reid_dff.cli.common import exit_on_user_error
+from reid_dff.inference import INDEX_TYPES, FeaturesFileError, GalleryIndex, load_features
 
 # Options that are index parameters, under their parameter names (argparse dests).
 PARAM_OPTIONS = ("nlist", "nprobe", "train_per_list", "pq_m", "pq_nbits", "M", "ef_construction", "ef_search")
@@ -52,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Build and save a gallery index from a features file; exits 1 on a user error."""
     args = parse_args(argv)
-    with exit_on_user_error("build_index.py"):
+    with exit_on_user_error(
+        "build_index.py", {FeaturesFileError: "--features takes a file written by tools/extract_features.py"}
+    ):
         run(args)
 
 

@@ -16,16 +16,15 @@ import sys
 
 import torch
 
+from reid_dff.cli.common import USER_ERRORS, ConfigFileOnce, add_overrides, parse_flags_first
 from reid_dff.config import ConfigError, save_cfg, setup_cfg
 from reid_dff.engine import eval_only_cfg
 from reid_dff.evaluation import (
-    NoValidQueryError,
     attach_run_info,
     evaluate_targets,
     format_markdown,
     write_results,
 )
-from reid_dff.inference.cli import USER_ERRORS, ConfigFileOnce, parse_args_with_overrides
 from reid_dff.modeling import build_model, load_model_weights
 from reid_dff.utils import resolve_device, setup_logger
 
@@ -42,8 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action=ConfigFileOnce,
         help="YAML config (may use _BASE_)",
     )
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
-    return parse_args_with_overrides(parser, argv)
+    add_overrides(parser)
+    return parse_flags_first(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         model.to(device)
         with torch.no_grad():
             report = evaluate_targets(cfg, model, device)
-    except (*USER_ERRORS, NoValidQueryError) as e:
+    except USER_ERRORS as e:
         # Problems with the user's config, checkpoint or data get one clear line instead of a traceback.
         print(f"eval.py: error: {e}", file=sys.stderr)
         sys.exit(1)

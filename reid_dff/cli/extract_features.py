@@ -1,7 +1,7 @@
 r"""Extract ReID embeddings of a folder / list of images, or of a dataset split, into a features file.
 
-    python tools/extract_features.py --config-file CFG MODEL.WEIGHTS model.pth --images DIR_OR_LIST \
-        --output feats.npz
+    python tools/extract_features.py --config-file CFG --images DIR_OR_LIST --output feats.npz \
+        MODEL.WEIGHTS model.pth
     python tools/extract_features.py --weights model.pth --dataset synthetic:3 --split gallery \
         --output gallery.npz
 
@@ -14,14 +14,15 @@ import argparse
 import os
 import sys
 
-from reid_dff.data import build_test_sets
-from reid_dff.inference import collect_images
-from reid_dff.inference.cli import (
+from reid_dff.cli.common import (
     ConfigFileOnce,
     ToolUsageError,
+    add_overrides,
     exit_on_user_error,
-    parse_args_with_overrides,
+    parse_flags_first,
 )
+from reid_dff.data import build_test_sets
+from reid_dff.inference import collect_images
 from reid_dff.inference.extractor import FeatureExtractor, image_samples
 
 
@@ -44,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="features file to write (.npz)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: MODEL.DEVICE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parse_args_with_overrides(parser, argv)
+    add_overrides(parser)
+    return parse_flags_first(parser, argv)
 
 
 def build_extractor(config_file, weights, opts, device):

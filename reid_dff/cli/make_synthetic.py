@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from reid_dff.cli.common import exit_on_user_error, positive_int
 from reid_dff.config import get_cfg
 from reid_dff.data.synthetic import (
     SYNTHETIC_DIRNAME,
@@ -39,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, default=d.WIDTH)
     p.add_argument("--cameras", type=int, default=d.CAMERAS)
     p.add_argument("--images-per-camera", type=int, default=d.IMAGES_PER_CAMERA)
-    p.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
+    p.add_argument(
+        "--workers", type=positive_int, default=1, help="processes; the output does not depend on it"
+    )
     p.add_argument("--overwrite", action="store_true", help="regenerate an existing ROOT/synthetic tree")
     p.add_argument("--report", action="store_true", help="print the colour-histogram baseline per domain")
     return p.parse_args(argv)
@@ -62,15 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg.DATASETS.ROOT = args.root
     cfg.DATASETS.SYNTHETIC.update({name.upper(): value for name, value in params.items()})
     target = os.path.join(args.root, SYNTHETIC_DIRNAME)
-    try:
+    with exit_on_user_error("make_synthetic.py", {SyntheticDataError: "--overwrite regenerates the tree"}):
         existed = os.path.isdir(target)
         if args.overwrite:  # an explicit rebuild, which ensure_synthetic_data below then finds current
             generate_synthetic(args.root, **params, workers=args.workers, overwrite=True)
         ensure_synthetic_data(cfg, ["synthetic"], workers=args.workers)
         if existed and not args.overwrite:
             print(f"{target} already holds these parameters; reused it (--overwrite regenerates)")
-    except (SyntheticDataError, ValueError) as e:
-        sys.exit(f"make_synthetic.py: error: {e}")
     manifest = read_manifest(target)
     print(f"{target}: {manifest['num_files']} images, total sha256 {manifest['total_sha256']}")
     print(f"| {'domain':<8} | {'train':>6} | {'query':>6} | {'gallery':>7} | recipe")

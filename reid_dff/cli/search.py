@@ -14,13 +14,22 @@ import json
 import os
 import sys
 
-from reid_dff.inference import GalleryIndex, collect_images, load_features, search_features
-from reid_dff.inference.cli import (
+from reid_dff.cli.common import (
     ConfigFileOnce,
+    Remedies,
     ToolUsageError,
+    add_overrides,
     exit_on_user_error,
-    parse_args_with_overrides,
+    parse_flags_first,
     positive_int,
+)
+from reid_dff.inference import (
+    FeaturesFileError,
+    GalleryIndex,
+    IndexFormatError,
+    collect_images,
+    load_features,
+    search_features,
 )
 from reid_dff.utils import atomic_write_json
 from reid_dff.visualization import write_search_html
@@ -52,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--weights", help="checkpoint of the model (default: the index's checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parse_args_with_overrides(parser, argv)
+    add_overrides(parser)
+    return parse_flags_first(parser, argv)
 
 
 def query_features(args, index):
@@ -81,10 +90,17 @@ def query_features(args, index):
     return extractor.extract_images(collect_images(args.query))
 
 
+# The tool-level remedy added to the library's message (which says what is wrong with the file).
+REMEDIES: Remedies = {
+    IndexFormatError: "--index takes a folder written by tools/build_index.py",
+    FeaturesFileError: "--query-features takes a file written by tools/extract_features.py",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Search queries in a gallery index, print/write JSON (and HTML); exits 1 on a user error."""
     args = parse_args(argv)
-    with exit_on_user_error("search.py"):
+    with exit_on_user_error("search.py", REMEDIES):
         run(args)
 
 

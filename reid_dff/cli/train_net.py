@@ -10,11 +10,9 @@ torchrun --nproc_per_node=4 tools/train_net.py --config-file CFG      # DDP (NCC
 import argparse
 import sys
 
+from reid_dff.cli.common import ConfigFileOnce, add_overrides, exit_on_user_error, parse_flags_first
 from reid_dff.config import ConfigError, setup_cfg
-from reid_dff.data.samplers import SamplerStateError
-from reid_dff.engine import TASK_RUNNERS, NonFiniteLossError, eval_only_cfg, launch
-from reid_dff.evaluation import NoValidQueryError
-from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides
+from reid_dff.engine import TASK_RUNNERS, eval_only_cfg, launch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,8 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pth")
     parser.add_argument("--eval-only", action="store_true", help="evaluate MODEL.WEIGHTS on DATASETS.TARGETS")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE", help="config overrides")
-    args = parse_args_with_overrides(parser, argv)
+    add_overrides(parser)
+    args = parse_flags_first(parser, argv)
     if args.resume and args.eval_only:
         parser.error("--resume and --eval-only exclude each other")
     return args
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     """Train (or ``--eval-only`` evaluate) from the command line; 0 on success, exits 1 on a user error."""
     args = parse_args(argv)
     # Problems with the user's config, files, data or run get one clear line instead of a traceback.
-    with exit_on_user_error("train_net.py", extra=(NonFiniteLossError, SamplerStateError, NoValidQueryError)):
+    with exit_on_user_error("train_net.py"):
         cfg = setup_cfg(args.config_file, args.opts)
         # The report is in OUTPUT_DIR/results.json; a shell (and console_scripts) needs an exit status.
         launch(run, cfg, args)

@@ -19,9 +19,16 @@ import json
 import os
 import sys
 
+from reid_dff.cli.common import (
+    ConfigFileOnce,
+    Remedies,
+    add_overrides,
+    exit_on_user_error,
+    parse_flags_first,
+    positive_int,
+)
 from reid_dff.data import read_image
 from reid_dff.inference import collect_images
-from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides, positive_int
 from reid_dff.visualization import save_png
 from reid_dff.visualization.figures import (
     FigureInputError,
@@ -81,8 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     for sub in (masks, activations):
         sub.add_argument("--device", help="cpu, cuda, cuda:N or auto")
-        sub.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = parse_args_with_overrides(parser, argv)
+        add_overrides(sub)
+    args = parse_flags_first(parser, argv)
     output = getattr(args, "output", None)
     if output is not None and not output.lower().endswith(".png"):
         parser.error(f"--output {output}: figures are written as PNG; give a file name ending in .png")
@@ -114,10 +121,18 @@ def figure_names(paths: list[str]) -> list[str]:
     return [os.path.splitext(os.path.relpath(p, common))[0].replace(os.sep, "_") for p in paths]
 
 
+# The remedy each command adds to a FigureInputError (its message says what is wrong with the input).
+REMEDIES: dict[str, Remedies] = {
+    "masks": {FigureInputError: "--weights must be a DFF checkpoint (dff_resnet* with a frequency filter)"},
+    "activations": {FigureInputError: "--layer names the module whose (B, C, h, w) output is shown"},
+    "ranked": {FigureInputError: "--results takes the JSON that tools/search.py writes with --output"},
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Draw masks, activations or ranked lists as PNG files; exits 1 on a user error."""
     args = parse_args(argv)
-    with exit_on_user_error("visualize.py", extra=(FigureInputError,)):
+    with exit_on_user_error("visualize.py", REMEDIES[args.command]):
         run(args)
 
 
@@ -146,13 +161,9 @@ def run(args: argparse.Namespace) -> None:
             with open(args.results, encoding="utf-8") as f:
                 report = json.load(f)
         except json.JSONDecodeError as e:
-            raise FigureInputError(
-                f"{args.results} is not valid JSON ({e}); expected tools/search.py's output"
-            ) from None
+            raise FigureInputError(f"{args.results} is not valid JSON ({e})") from None
         except FileNotFoundError:
-            raise FigureInputError(
-                f"{args.results} does not exist; write it with tools/search.py ... --output {args.results}"
-            ) from None
+            raise FigureInputError(f"{args.results} does not exist") from None
         written.append(save_png(args.output, ranked_lists_figure(report, max_queries=args.max_queries)))
     for path in written:
         print(path, file=sys.stderr)

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import ReidDffError
+
 BASE_KEY = "_BASE_"
 
 
@@ -59,7 +61,7 @@ def parse_yaml(text_or_stream: Any) -> Any:
     return yaml.load(text_or_stream, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
 
 
-class ConfigError(ValueError):
+class ConfigError(ReidDffError):
     """A configuration file, key or value is invalid."""
 
 

@@ -39,8 +39,8 @@ def _load_domains(cfg: Any, specs: Sequence[str], key: str) -> dict[str, ReIDDat
         dataset = build_dataset(spec, cfg.DATASETS.ROOT, **dataset_options(cfg, name))
         if not isinstance(getattr(dataset, "classes", None), list):
             raise DatasetOptionError(
-                f"{key} entry {spec!r} is not a classification dataset (it has no class list); MODEL.TASK "
-                "classification trains on domains such as 'officehome:Art' (see configs/officehome/)"
+                f"{key} entry {spec!r} is not a classification dataset (no class list); expected a "
+                "domain such as 'officehome:Art'"
             )
         datasets[spec] = dataset
     return datasets
@@ -66,10 +66,10 @@ def _check_disjoint_domains(sources: dict[str, ReIDDataset], targets: dict[str, 
     for spec, dataset in targets.items():
         shared = sorted(k[1] for k in _domain_keys(spec, dataset) if k in owner)
         if shared:
+            sources_of = sorted({owner[(type(dataset).__name__, d)] for d in shared})
             raise DatasetOptionError(
-                f"target {spec!r} includes domain(s) {shared} that source(s) "
-                f"{sorted({owner[(type(dataset).__name__, d)] for d in shared})} train on; domain "
-                "generalization holds the target out: remove it from DATASETS.SOURCES or DATASETS.TARGETS"
+                f"target {spec!r} shares domain(s) {shared} with DATASETS.SOURCES {sources_of}; a target "
+                "must be held out of the sources"
             )
 
 
@@ -77,8 +77,7 @@ def build_classification_data(cfg: Any) -> ClassificationData:
     """Sources' train/val splits and the targets' images of ``cfg``, with one class list checked across all."""
     if cfg.DATASETS.COMBINE_ALL:
         raise DatasetOptionError(
-            "DATASETS.COMBINE_ALL is a ReID protocol option; classification trains on the sources' train "
-            "splits and selects on their val splits. Set DATASETS.COMBINE_ALL False"
+            "DATASETS.COMBINE_ALL is True, but it is a ReID protocol option; classification expects False"
         )
     sources = _load_domains(cfg, list(cfg.DATASETS.SOURCES), "DATASETS.SOURCES")
     targets = _load_domains(cfg, list(cfg.DATASETS.TARGETS), "DATASETS.TARGETS")

@@ -7,6 +7,8 @@ import os
 import cv2
 import numpy as np
 
+from ..errors import ReidDffError
+
 __all__ = ["BadImageError", "read_image"]
 
 _JPEG_START = b"\xff\xd8"
@@ -18,7 +20,7 @@ _BAD_IMAGE_ADVICE = (
 )
 
 
-class BadImageError(OSError):
+class BadImageError(ReidDffError, OSError):
     """An image file that is missing, unreadable or cannot be decoded; ``.path`` names it."""
 
     # torch's DataLoader re-raises a worker's exception as ``exc_type(message=traceback_text)`` when the

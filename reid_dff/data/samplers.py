@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ReidDffError
 from ..utils.registry import Registry
 from .datasets.base import Sample
 
@@ -39,12 +40,12 @@ SAMPLER_REGISTRY = Registry("sampler")
 _STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2, 3, 4
 
 
-class SamplerError(ValueError):
+class SamplerError(ReidDffError):
     """The batch shape does not fit the data: batch size, instances per identity, domains, ranks (the
     message names the config keys to change)."""
 
 
-class SamplerStateError(ValueError):
+class SamplerStateError(ReidDffError):
     """A sampler state that does not belong to this sampler (other seed, data, batch shape or rank)."""
 
 
@@ -171,9 +172,9 @@ class _GroupedIdentitySampler(_StepBatchSampler):
         self.num_groups = len(group_ids)
         if self.num_ids_per_rank % self.num_groups:
             raise SamplerError(
-                f"a batch of {self.num_ids_per_rank} identities per rank (SOLVER.IMS_PER_BATCH / world_size "
-                f"/ DATALOADER.NUM_INSTANCES) cannot hold an equal share of {self.num_groups} source domains; "
-                f"set SOLVER.IMS_PER_BATCH to a multiple of {self.num_groups * num_instances * world_size}"
+                f"{self.num_ids_per_rank} identities per rank cannot hold an equal share of {self.num_groups} "
+                f"source domains; SOLVER.IMS_PER_BATCH must be a multiple of "
+                f"{self.num_groups * num_instances * world_size}"
             )
         per_rank_share = self.num_ids_per_rank // self.num_groups
         self._groups = []
@@ -182,9 +183,9 @@ class _GroupedIdentitySampler(_StepBatchSampler):
             per_step = per_rank_share * world_size
             if len(members) < per_step:
                 raise SamplerError(
-                    f"source domain {group} has {len(members)} identities but every step needs {per_step} of "
-                    f"them ({per_rank_share} per rank x {world_size} ranks); lower SOLVER.IMS_PER_BATCH or raise "
-                    "DATALOADER.NUM_INSTANCES (fewer identities per batch), or use fewer ranks"
+                    f"source domain {group} has {len(members)} identities, fewer than the {per_step} per step "
+                    f"({per_rank_share} per rank x {world_size} ranks) that SOLVER.IMS_PER_BATCH and "
+                    "DATALOADER.NUM_INSTANCES ask for"
                 )
             self._groups.append(_IdentityGroup(group, members, per_step, self.seed))
         self._per_rank_share = per_rank_share

@@ -6,11 +6,12 @@ import os
 from dataclasses import dataclass
 
 from ..data.datasets.base import IMAGE_EXTENSIONS, MARKET_NAME
+from ..errors import ReidDffError
 
 LIST_EXTENSIONS = (".txt", ".lst")
 
 
-class ImageListError(ValueError):
+class ImageListError(ReidDffError):
     """An image spec that is neither an image, a folder of images nor a list of image paths."""
 
 

@@ -28,10 +28,8 @@ class ClassificationModel(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(
-                f"a classification model needs num_classes >= 1, got {num_classes} (it comes from the "
-                "training data's class list, or MODEL.HEAD.NUM_CLASSES). The retrieval tools (eval.py, "
-                "extract_features.py, search.py, visualize.py) take ReID models (MODEL.TASK reid); evaluate "
-                "a classification checkpoint with tools/train_net.py --eval-only MODEL.WEIGHTS <checkpoint>"
+                f"a classification model needs num_classes >= 1 (the training data's classes or "
+                f"MODEL.HEAD.NUM_CLASSES), got {num_classes}; embeddings without a classifier are MODEL.TASK reid's"
             )
         self.backbone = backbone
         self.pooling = pooling
@@ -53,8 +51,7 @@ def build_classification_model(cfg: CfgNode, num_classes: int) -> Classification
     """The classification model of ``cfg`` with ``num_classes`` outputs (``MODEL.HEAD.NUM_CLASSES`` if > 0)."""
     if cfg.MODEL.HEAD.NECK != "none":
         raise ConfigError(
-            f"MODEL.HEAD.NECK is {cfg.MODEL.HEAD.NECK!r}, but the classification head has no neck "
-            "(backbone -> pooling -> linear); set MODEL.HEAD.NECK none (configs/officehome/ do)"
+            f"MODEL.HEAD.NECK is {cfg.MODEL.HEAD.NECK!r}; the classification head has no neck (expected MODEL.HEAD.NECK none)"
         )
     configured = int(cfg.MODEL.HEAD.NUM_CLASSES)
     if configured > 0 and num_classes > 0 and configured != num_classes:

@@ -25,7 +25,7 @@ class CrossEntropyLabelSmooth(nn.Module):
     def __init__(self, epsilon: float = 0.1):
         super().__init__()
         if not 0.0 <= epsilon < 1.0:
-            raise ValueError(f"MODEL.LOSSES.CE.EPSILON must be in [0, 1), got {epsilon}")
+            raise ConfigError(f"MODEL.LOSSES.CE.EPSILON must be in [0, 1), got {epsilon}")
         self.epsilon = epsilon
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -61,7 +61,7 @@ def pairwise_distance(features: Tensor, metric: str) -> Tensor:
     if metric == "cosine":
         normed = F.normalize(features, dim=1)
         return 1.0 - normed @ normed.t()
-    raise ValueError(f"MODEL.LOSSES.TRIPLET.METRIC must be 'euclidean' or 'cosine', got {metric!r}")
+    raise ConfigError(f"MODEL.LOSSES.TRIPLET.METRIC must be 'euclidean' or 'cosine', got {metric!r}")
 
 
 class TripletLoss(nn.Module):
@@ -75,9 +75,9 @@ class TripletLoss(nn.Module):
     def __init__(self, margin: float = 0.3, metric: str = "euclidean"):
         super().__init__()
         if margin < 0:
-            raise ValueError(f"MODEL.LOSSES.TRIPLET.MARGIN must be >= 0 (0 = soft margin), got {margin}")
+            raise ConfigError(f"MODEL.LOSSES.TRIPLET.MARGIN must be >= 0 (0 = soft margin), got {margin}")
         if metric not in DISTANCE_METRICS:  # fail at build time, not mid-training
-            raise ValueError(
+            raise ConfigError(
                 f"MODEL.LOSSES.TRIPLET.METRIC must be one of {', '.join(DISTANCE_METRICS)}, got {metric!r}"
             )
         self.margin = margin
@@ -132,7 +132,7 @@ class ReIDLosses(nn.Module):
     def __init__(self, terms: dict[str, LossTerm]):
         super().__init__()
         if not terms:
-            raise ValueError(
+            raise ConfigError(
                 "MODEL.LOSSES.NAMES is empty; name at least one of " + ", ".join(LOSS_REGISTRY.names())
             )
         self.terms = terms
@@ -148,10 +148,9 @@ class ReIDLosses(nn.Module):
                     f"{sorted(outputs)} (is the model in train mode?)"
                 )
             if outputs[term.output_key] is None:
-                raise ValueError(
-                    f"loss {name!r} needs the model output {term.output_key!r}, which this model does not "
-                    "compute (a model built with num_classes=0 has no ID classifier: drop "
-                    f"{name} from MODEL.LOSSES.NAMES or build it with the number of training identities)"
+                raise ConfigError(
+                    f"loss {name!r} needs the model output {term.output_key!r}, which is None (a model built "
+                    f"with num_classes=0 has no ID classifier); drop {name} from MODEL.LOSSES.NAMES"
                 )
             losses[f"loss_{name}"] = term.weight * term.module(outputs[term.output_key], targets)
         return losses

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import ReidDffError
 from .backbones.ffc import FFCConv2d
 
 FFC_PATHS = ("l2l", "l2g", "g2l")
 
 
-class WeightsError(ValueError):
+class WeightsError(ReidDffError):
     """A weights file cannot be read as a state dict (the message names the file and the expected form)."""
 
 
@@ -112,9 +113,7 @@ def read_state_dict(
         except Exception as e:  # noqa: BLE001 -- any failure to read a user's file is reported, not raised as-is
             raise WeightsError(
                 f"cannot read {what} file {source} with torch.load(weights_only=True): "
-                f"{torch_load_problem(source, e)}. Expected a "
-                "state dict (name -> tensor) saved with torch.save; files that need arbitrary code to "
-                "load are refused"
+                f"{torch_load_problem(source, e)}; expected a state dict saved with torch.save"
             ) from e
     if isinstance(obj, Mapping):
         for wrapper in ("model", "state_dict"):
@@ -233,9 +232,9 @@ def load_imagenet_pretrained(model_or_backbone: nn.Module, path: str | os.PathLi
 
     if problems:
         raise WeightsMismatchError(
-            f"{path} does not fit this backbone ({type(backbone).__name__} with {backbone.out_channels} output "
-            f"channels): the file looks like {describe_resnet(source)}; expected torchvision weights of the "
-            f"same depth as MODEL.BACKBONE. {len(problems)} problem(s), first: {_preview(problems, 4)}"
+            f"{path} looks like {describe_resnet(source)}, not {type(backbone).__name__} weights "
+            f"({backbone.out_channels} output channels, MODEL.BACKBONE); {len(problems)} problem(s), "
+            f"first: {_preview(problems, 4)}"
         )
     backbone.load_state_dict(result, strict=True)
     report.unused = [k for k in source if k not in used]

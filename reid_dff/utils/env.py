@@ -11,8 +11,10 @@ import sys
 import numpy as np
 import torch
 
+from ..errors import ReidDffError
 
-class DeviceError(RuntimeError):
+
+class DeviceError(ReidDffError, RuntimeError):
     """``MODEL.DEVICE`` (or ``--device``) names no device, or one this machine does not have."""
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from ..errors import ReidDffError
+
 T = TypeVar("T")
 
 
-class RegistryKeyError(KeyError):
+class RegistryKeyError(ReidDffError, KeyError):
     """An unknown registry name; the message lists the names that are registered."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..data.io import read_image
+from ..errors import ReidDffError
 from ..inference.index import resolve_inside_root
 from ..modeling.backbones.filters import FrequencyMask
 from .drawing import (
@@ -33,7 +34,7 @@ from .drawing import (
 )
 
 
-class FigureInputError(ValueError):
+class FigureInputError(ReidDffError):
     """A model or layer that cannot give the requested picture (no DFF mask, unknown layer name)."""
 
 
@@ -100,7 +101,7 @@ def capture_activation(model: nn.Module, images: torch.Tensor, layer: str = "bac
     if layer not in modules:
         candidates = [n for n in modules if n.count(".") <= 1 and n]
         raise FigureInputError(
-            f"{type(model).__name__} has no submodule {layer!r} (--layer); try one of {candidates[:12]}"
+            f"{type(model).__name__} has no submodule {layer!r}; its modules include {candidates[:12]}"
         )
     captured: list[torch.Tensor] = []
 
@@ -206,8 +207,7 @@ def ranked_lists_figure(
     """
     if not isinstance(report, dict) or not isinstance(report.get("queries"), list):
         raise FigureInputError(
-            "expected a tools/search.py report: a JSON object with a 'queries' list, 'query_root' and "
-            "'gallery_root'"
+            "expected a search report: a JSON object with a 'queries' list, 'query_root' and 'gallery_root'"
         )
     queries = report["queries"][:max_queries]
     if not queries:

@@ -178,10 +178,22 @@ def test_classification_data_keeps_class_labels_across_sources(tmp_path):
 @pytest.mark.parametrize(
     "sources, targets, message",
     [
-        (["officehome:Art"], ["officehome:art"], r"includes domain\(s\) \['Art'\] that source"),
+        (
+            ["officehome:Art"],
+            ["officehome:art"],
+            r"'officehome:art' shares domain\(s\) \['Art'\] with DATASETS.SOURCES \['officehome:Art'\]",
+        ),
         # the whole dataset as a source or as a target covers every domain
-        (["officehome"], ["officehome:Art"], r"includes domain\(s\) \['Art'\]"),
-        (["officehome:Art", "officehome:Clipart"], ["officehome"], r"\['Art', 'Clipart'\] that source"),
+        (
+            ["officehome"],
+            ["officehome:Art"],
+            r"shares domain\(s\) \['Art'\] with DATASETS.SOURCES \['officehome'\]",
+        ),
+        (
+            ["officehome:Art", "officehome:Clipart"],
+            ["officehome"],
+            r"\['Art', 'Clipart'\] with DATASETS.SOURCES \['officehome:Art', 'officehome:Clipart'\]",
+        ),
         (["officehome:Art", "officehome:Art"], ["officehome:Clipart"], "more than once"),
         (["officehome:Art", "officehome:ar"], ["officehome:Clipart"], "both include domain 'Art'"),
         ([], ["officehome:Art"], "DATASETS.SOURCES is empty"),

@@ -335,7 +335,7 @@ def test_domains_differ_in_frequency_content_as_documented():
 
 
 # ------------------------------------------------------------------------------------------------- tool
-def test_make_synthetic_tool_runs_from_repo_root_and_reuses_a_matching_tree(tmp_path):
+def test_make_synthetic_tool_runs_from_repo_root_and_reuses_a_matching_tree(tmp_path, capsys):
     args = [
         sys.executable,
         "tools/make_synthetic.py",
@@ -362,11 +362,17 @@ def test_make_synthetic_tool_runs_from_repo_root_and_reuses_a_matching_tree(tmp_
         ["--root", str(tmp_path), "--seed", "1", "--domains", "1", "--ids-train", "3", "--ids-test", "3"]
         + ["--height", "64", "--width", "32"]
     )
-    with pytest.raises(SystemExit, match="DATASETS.SYNTHETIC.SEED: config 2, existing data 1"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
         tool.main(
             ["--root", str(tmp_path), "--seed", "2", "--domains", "1", "--ids-train", "3", "--ids-test", "3"]
             + ["--height", "64", "--width", "32"]
         )
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("make_synthetic.py: error: ") and "Traceback" not in err, err
+    assert "DATASETS.SYNTHETIC.SEED: config 2, existing data 1" in err
+    assert err.rstrip().endswith("; --overwrite regenerates the tree"), err  # the tool's remedy
 
 
 def test_generated_tree_has_the_permissions_of_an_ordinary_folder(tmp_path):

@@ -89,11 +89,11 @@ def test_the_tools_reproduce_the_evaluators_rank1(unseen_domain, tiny_checkpoint
             "synthetic:0",
             "--split",
             "gallery",
-            "DATASETS.ROOT",  # overrides before the last flags, as docs/search.md writes the command
-            cfg.DATASETS.ROOT,
             "--output",
             str(tmp_path / "gallery.npz"),
             "--no-progress",
+            "DATASETS.ROOT",  # the overrides after every flag, as docs/search.md writes the command
+            cfg.DATASETS.ROOT,
         ]
     )
     saved = load_features(tmp_path / "gallery.npz")

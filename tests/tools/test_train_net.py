@@ -194,21 +194,33 @@ def test_resume_and_eval_only_exclude_each_other(tmp_path):
         load_tool().parse_args(["--config-file", "x.yaml", "--resume", "--eval-only"])
 
 
-def test_flags_may_follow_the_overrides():
-    args = load_tool().parse_args(["--config-file", "x.yaml", "OUTPUT_DIR", "out", "--resume", "SEED", "3"])
-    assert args.resume and args.config_file == "x.yaml" and args.opts == ["OUTPUT_DIR", "out", "SEED", "3"]
-    args = load_tool().parse_args(["--config-file", "x.yaml", "--resume", "OUTPUT_DIR", "out"])
-    assert args.resume and args.opts == ["OUTPUT_DIR", "out"]
+def test_flags_come_before_the_overrides():
+    args = load_tool().parse_args(["--config-file", "x.yaml", "--resume", "OUTPUT_DIR", "out", "SEED", "-1"])
+    assert args.resume and args.config_file == "x.yaml" and args.opts == ["OUTPUT_DIR", "out", "SEED", "-1"]
+    args = load_tool().parse_args(["--res", "--config-file", "x.yaml"])  # abbreviations, as argparse takes
+    assert args.resume and args.opts == []
 
 
-def test_a_flag_without_its_value_never_takes_an_override_and_abbreviations_work_after_them(capsys):
-    with pytest.raises(SystemExit):
-        load_tool().parse_args(["--config-file", "x.yaml", "SOLVER.MAX_EPOCHS", "1", "--config-file"])
-    err = capsys.readouterr().err
-    assert "argument --config-file: expected one argument" in err
-    assert "[--config-file" not in err  # the real usage, where --config-file is required
-    args = load_tool().parse_args(["--config-file", "x.yaml", "SEED", "3", "--res"])
-    assert args.resume and args.opts == ["SEED", "3"]
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--config-file", "x.yaml", "OUTPUT_DIR", "out", "--resume", "SEED", "3"], "--resume"),
+        (["--config-file", "x.yaml", "SOLVER.MAX_EPOCHS", "1", "--config-file"], "--config-file"),
+        (["SEED", "3", "--config-file", "x.yaml"], "--config-file"),  # not reported as a missing flag
+        (["--config-file", "x.yaml", "SEDE", "3", "--res"], "--res"),  # after a misspelled key too
+        (["--config-file", "x.yaml", "SEED", "3", "-h"], "-h"),
+    ],
+)
+def test_a_flag_after_the_overrides_is_one_error_line_naming_it(capsys, argv, flag):
+    with pytest.raises(SystemExit) as info:
+        load_tool().parse_args(argv)
+    assert info.value.code == 2  # an argparse usage error
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: ") and "Traceback" not in "\n".join(err)
+    assert err[-1].endswith(
+        f"error: {flag} follows the KEY VALUE overrides; flags go before them: [flags] KEY VALUE ..."
+    )
+    assert sum("error:" in line for line in err) == 1
 
 
 def test_a_second_config_file_is_refused_not_silently_dropped(capsys):

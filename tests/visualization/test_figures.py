@@ -138,7 +138,12 @@ def test_mask_figures_of_images_with_the_same_name_do_not_overwrite_each_other(t
         (["ranked", "--results", "{bad_json}", "--output", "{tmp}/r.png"], "is not valid JSON"),
         (
             ["ranked", "--results", "{list_json}", "--output", "{tmp}/r.png"],
-            "expected a tools/search.py report",
+            "expected a search report: a JSON object with a 'queries' list, 'query_root' and 'gallery_root'"
+            "; --results takes the JSON that tools/search.py writes with --output",  # the tool's remedy
+        ),
+        (
+            ["ranked", "--results", "{tmp}/missing.json", "--output", "{tmp}/r.png"],
+            "missing.json does not exist; --results takes the JSON that tools/search.py writes with --output",
         ),
         (["ranked", "--results", "{no_queries}", "--output", "{tmp}/r.png"], "holds no queries"),
         (
@@ -171,6 +176,8 @@ def test_visualize_tool_user_errors_are_one_line(tmp_path, capsys, argv, message
     assert info.value.code in (1, 2)  # 2: argparse usage errors
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
+    if info.value.code == 1:  # a user error is one line
+        assert err.startswith("visualize.py: error: ") and err.count("\n") == 1, err
 
 
 def test_activation_is_the_channel_mean_of_the_layer_output(dff):

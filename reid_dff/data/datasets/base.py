@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
+from ...errors import ReidDffError
 from ...utils.registry import Registry
 
 __all__ = [
@@ -60,11 +61,11 @@ class SplitStatistics(NamedTuple):
     cameras: int
 
 
-class DatasetLayoutError(FileNotFoundError):
+class DatasetLayoutError(ReidDffError, FileNotFoundError):
     """A dataset folder or file is missing or not in the official layout; the message shows the tree."""
 
 
-class DatasetOptionError(ValueError):
+class DatasetOptionError(ReidDffError):
     """An invalid dataset name, spec or option (``split_id`` out of range, unknown ``boxes`` ...)."""
 
 

@@ -49,8 +49,8 @@ def canonical_domain(name: str) -> str:
         if key in ABBREVIATIONS:
             return ABBREVIATIONS[key]
     raise DatasetOptionError(
-        f"unknown Office-Home domain {name!r}; expected one of {', '.join(DOMAINS)} (or 'Real World', or the "
-        f"abbreviations {', '.join(a.capitalize() for a in ABBREVIATIONS)}), e.g. the spec 'officehome:Art'"
+        f"unknown Office-Home domain {name!r}; expected one of {', '.join(DOMAINS)} or "
+        f"{', '.join(a.capitalize() for a in ABBREVIATIONS)}"
     )
 
 

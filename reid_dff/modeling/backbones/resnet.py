@@ -141,8 +141,7 @@ class ResNet(nn.Module):
         if ratio > 0 and narrowest_global < 2:
             raise ConfigError(
                 f"MODEL.DFF.RATIO {ratio} leaves {narrowest_global} global channel(s) in the 64-channel layers; "
-                "the spectral transform halves the global branch and needs at least 2: use a ratio of at "
-                f"least {2 / self.in_planes} (2/64)"
+                f"the spectral transform needs at least 2 (a ratio of at least {2 / self.in_planes})"
             )
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
