@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Callable[..., Any])  # classes and functions: what has a __name__
 
 
 class RegistryKeyError(KeyError):
