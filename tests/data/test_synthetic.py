@@ -346,6 +346,7 @@ def torchreid_histogram_map(synthetic_dir, domain: str) -> tuple[float, float]:
     return float(mean_ap), float(cmc[0])
 
 
+@pytest.mark.e2e
 def test_histogram_baseline_below_20_percent_map_on_every_domain(tmp_path):
     # The default appearance distribution, cameras, images and test-set size (50 ids); train ids are
     # not needed to measure query/gallery, so only 2 are generated.
@@ -415,6 +416,7 @@ def test_domains_differ_in_frequency_content_as_documented():
 
 
 # ------------------------------------------------------------------------------------------------- tool
+@pytest.mark.e2e
 def test_make_synthetic_tool_runs_from_repo_root_and_reuses_a_matching_tree(tmp_path):
     args = [
         sys.executable,
