@@ -27,7 +27,7 @@ from .datasets.base import (
     parse_dataset_spec,
 )
 from .io import BadImageError, read_image
-from .samplers import SAMPLER_REGISTRY
+from .samplers import SAMPLER_REGISTRY, _StepBatchSampler
 from .transforms import build_transforms
 
 __all__ = [
@@ -250,10 +250,16 @@ class ReIDDataLoader(DataLoader):
         self.batches_consumed = 0
         self._sampler_steps_consumed: int | None = None
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        if hasattr(self.batch_sampler, "state_dict"):
+    def _step_sampler(self) -> _StepBatchSampler | None:
+        """The resumable batch sampler of a training loader; None for a test loader."""
+        return self.batch_sampler if isinstance(self.batch_sampler, _StepBatchSampler) else None
+
+    # DataLoader's __iter__ returns torch's iterator object; this one is a generator of batch dicts.
+    def __iter__(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+        sampler = self._step_sampler()
+        if sampler is not None:
             # A new pass starts at the sampler's current step (also after load_state_dict or a replay).
-            self._sampler_steps_consumed = self.batch_sampler.step
+            self._sampler_steps_consumed = sampler.step
         for batch in super().__iter__():
             if self._sampler_steps_consumed is not None:
                 self._sampler_steps_consumed += 1  # counts all-bad batches too: they used a sampler step
@@ -265,16 +271,20 @@ class ReIDDataLoader(DataLoader):
 
     def state_dict(self) -> dict[str, Any]:
         """The training sampler's state after the last batch handed out (for checkpoints)."""
-        if not hasattr(self.batch_sampler, "state_dict"):
+        sampler = self._step_sampler()
+        if sampler is None:
             raise TypeError("state_dict() is for training loaders (infinite samplers); test loaders restart")
-        step = (
-            self.batch_sampler.step if self._sampler_steps_consumed is None else self._sampler_steps_consumed
-        )
-        return self.batch_sampler.state_dict(step=step)
+        step = sampler.step if self._sampler_steps_consumed is None else self._sampler_steps_consumed
+        return sampler.state_dict(step=step)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly after the batch at which ``state`` was taken; call before iterating."""
-        self.batch_sampler.load_state_dict(state)
+        sampler = self._step_sampler()
+        if sampler is None:
+            raise TypeError(
+                "load_state_dict() is for training loaders (infinite samplers); test loaders restart"
+            )
+        sampler.load_state_dict(state)
         self._sampler_steps_consumed = None
 
 

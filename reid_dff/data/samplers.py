@@ -83,10 +83,9 @@ class _StepBatchSampler:
     def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
         while True:
             batch = self.batch_at(self.step)
-            if self.with_augmentation_seeds:
-                batch = list(zip(batch, self.augmentation_seeds(self.step, len(batch))))
+            seeds = self.augmentation_seeds(self.step, len(batch)) if self.with_augmentation_seeds else None
             self.step += 1
-            yield batch
+            yield batch if seeds is None else list(zip(batch, seeds))
 
     def __len__(self) -> int:
         # DataLoader asks for a length with a batch_sampler; an infinite sampler has none that means
@@ -131,6 +130,7 @@ class _IdentityGroup:
             rng = np.random.Generator(np.random.PCG64([self.seed, _STREAM_ROUND, self.group_id, round_index]))
             self._order = self.pids[rng.permutation(len(self.pids))]
             self._cached_round = round_index
+        assert self._order is not None  # drawn above on the first call (_cached_round starts at -1)
         start = offset * self.per_step
         return self._order[start : start + self.per_step]
 
@@ -287,6 +287,7 @@ class InfiniteRandomSampler(_StepBatchSampler):
             rng = np.random.Generator(np.random.PCG64([self.seed, _STREAM_SHUFFLE, epoch]))
             self._order = rng.permutation(self.num_samples)
             self._cached_epoch = epoch
+        assert self._order is not None  # drawn above on the first call (_cached_epoch starts at -1)
         start = (offset * self.world_size + self.rank) * self.batch_size
         return [int(i) for i in self._order[start : start + self.batch_size]]
 

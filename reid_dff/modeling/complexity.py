@@ -60,11 +60,12 @@ def count_complexity(model: nn.Module, input_size: tuple[int, int], in_channels:
         # l2l and l2g may run as one fused conv (no module call to hook): count them from the shapes.
         nonlocal macs
         conv = module.l2l or module.l2g
+        assert conv is not None  # hooked only on layers with a local input path
         kh, kw = conv.kernel_size
         paths = [c.out_channels for c in (module.l2l, module.l2g) if c is not None]
         macs += output.shape[0] * output.shape[2] * output.shape[3] * sum(paths) * module.in_local * kh * kw
 
-    local_paths = set()
+    local_paths: set[int] = set()
     for module in model.modules():
         if isinstance(module, FFCConv2d):
             local_paths.update(id(c) for c in (module.l2l, module.l2g) if c is not None)

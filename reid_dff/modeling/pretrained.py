@@ -145,7 +145,7 @@ def describe_resnet(state: Mapping[str, torch.Tensor]) -> str:
         len({m.group(1) for k in state if (m := re.match(rf"layer{i}\.(\d+)\.", k))}) for i in range(1, 5)
     ]
     bottleneck = any(".conv3." in k for k in state)
-    known = {
+    known: dict[tuple[int | bool, ...], str] = {
         (2, 2, 2, 2, False): "resnet18",
         (3, 4, 6, 3, False): "resnet34",
         (3, 4, 6, 3, True): "resnet50",
@@ -278,7 +278,7 @@ def load_model_weights(
     mismatched = [k for k in target if not skipped(k) and k in state and state[k].shape != target[k].shape]
     if missing or unexpected or mismatched:
         if source is None:
-            source = path_or_state if not isinstance(path_or_state, Mapping) else "<state dict>"
+            source = os.fspath(path_or_state) if not isinstance(path_or_state, Mapping) else "<state dict>"
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing in the checkpoint: {_preview(missing)}")

@@ -55,24 +55,29 @@ def git_revision(path: str | None = None) -> str:
         return "unknown"
 
 
+# The attribute setup_logger tags its handlers with ("console" or the log file's path), so a second call adds
+# none twice.
+_HANDLER_KEY = "_reid_dff_key"
+
+
 def setup_logger(output_dir: str | None = None, name: str = "reid_dff", rank: int = 0) -> logging.Logger:
     """Console logging on rank 0 and ``OUTPUT_DIR/log.txt``; idempotent."""
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", datefmt="%m/%d %H:%M:%S")
-    have = {getattr(h, "_reid_dff_key", None) for h in logger.handlers}
+    have = {getattr(h, _HANDLER_KEY, None) for h in logger.handlers}
     if rank == 0 and "console" not in have:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(fmt)
-        handler._reid_dff_key = "console"
-        logger.addHandler(handler)
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(fmt)
+        setattr(console, _HANDLER_KEY, "console")
+        logger.addHandler(console)
     if output_dir and rank == 0:
         log_path = os.path.abspath(os.path.join(output_dir, "log.txt"))
         if log_path not in have:
             os.makedirs(output_dir, exist_ok=True)
-            handler = logging.FileHandler(log_path)
-            handler.setFormatter(fmt)
-            handler._reid_dff_key = log_path
-            logger.addHandler(handler)
+            log_file = logging.FileHandler(log_path)
+            log_file.setFormatter(fmt)
+            setattr(log_file, _HANDLER_KEY, log_path)
+            logger.addHandler(log_file)
     return logger

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from ..errors import ReidDffError
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Callable[..., Any])  # classes and functions: what has a __name__
 
 
 class RegistryKeyError(ReidDffError, KeyError):

@@ -335,6 +335,7 @@ def test_domains_differ_in_frequency_content_as_documented():
 
 
 # ------------------------------------------------------------------------------------------------- tool
+@pytest.mark.e2e
 def test_make_synthetic_tool_runs_from_repo_root_and_reuses_a_matching_tree(tmp_path, capsys):
     args = [
         sys.executable,

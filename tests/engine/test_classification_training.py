@@ -10,6 +10,8 @@ from reid_dff.config import get_cfg
 from reid_dff.engine import CheckpointError, load_checkpoint
 from reid_dff.engine.classification import ClassificationTrainer, evaluate_classification_checkpoint
 
+pytestmark = pytest.mark.e2e  # short training runs on synthetic Office-Home
+
 SOURCES = ["officehome:Art", "officehome:Clipart", "officehome:Real_World"]
 TARGET = "officehome:Product"
 

@@ -5,12 +5,15 @@ import os
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 from synthetic_run import tiny_run_cfg
 
 from reid_dff.data.synthetic import ensure_synthetic_data
 from reid_dff.engine import Trainer, launch, load_checkpoint
+
+pytestmark = pytest.mark.e2e  # DDP trainings in two processes
 
 
 def free_port():

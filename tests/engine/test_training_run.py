@@ -8,6 +8,8 @@ from synthetic_run import tiny_run_cfg
 from reid_dff.data.synthetic import ensure_synthetic_data
 from reid_dff.engine import Trainer, load_checkpoint
 
+pytestmark = pytest.mark.e2e  # short training runs on synthetic data
+
 
 class Interrupted(Exception):
     pass

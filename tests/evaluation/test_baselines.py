@@ -68,6 +68,7 @@ def torchreid_histogram_map(synthetic_dir, domain: str) -> tuple[float, float]:
     return float(mean_ap), float(cmc[0])
 
 
+@pytest.mark.e2e
 def test_histogram_baseline_below_20_percent_map_on_every_domain(tmp_path):
     # The default appearance distribution, cameras, images and test-set size (50 ids); train ids are
     # not needed to measure query/gallery, so only 2 are generated.

@@ -203,6 +203,7 @@ def write_market(root):
             )
 
 
+@pytest.mark.e2e
 def test_eval_tool_end_to_end_on_a_tiny_market(tmp_path):
     from reid_dff.modeling import build_model
 

@@ -78,6 +78,7 @@ def test_flat_index_rank1_equals_the_evaluator(unseen_domain, metric):
         assert all(a["distance"] <= b["distance"] for a, b in zip(ranked, ranked[1:]))
 
 
+@pytest.mark.e2e
 def test_the_tools_reproduce_the_evaluators_rank1(unseen_domain, tiny_checkpoint, tmp_path, capsys):
     cfg, checkpoint = tiny_checkpoint
     _, query, gallery, split = unseen_domain

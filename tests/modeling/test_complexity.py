@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from torch import nn
 
 from reid_dff.modeling.backbones import FFCConv2d, FilterSettings
@@ -44,6 +45,7 @@ def test_resnet50_matches_the_published_figures():
     assert abs(result.params - 25.56e6) < 0.01e6  # BNNeck + bias-free classifier: +2*2048 - 1000 vs fc
 
 
+@pytest.mark.e2e
 def test_tool_reports_dff_resnet50_near_the_paper():
     out = subprocess.run(
         [

@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from reid_dff.config import get_cfg
@@ -19,6 +20,7 @@ def load_bench():
     return module
 
 
+@pytest.mark.e2e
 def test_bench_prints_a_row_per_model_with_breakdown(capsys):
     bench = load_bench()
     bench.main(
@@ -46,6 +48,7 @@ def test_bench_prints_a_row_per_model_with_breakdown(capsys):
     assert rows[1].split("|")[3].strip() == "1.00"
 
 
+@pytest.mark.e2e
 def test_floor_splits_each_step_into_convolutions_ffts_and_the_rest(capsys):
     bench = load_bench()
     args = ["--models", "resnet18", "dff_resnet18", "--batch", "2", "--input", "64", "32"]

@@ -56,6 +56,7 @@ def run_tool(*args):
     )
 
 
+@pytest.mark.e2e
 def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
     config, cfg = tiny_config_file(tmp_path)
     ensure_synthetic_data(cfg)  # generated here once; the tool would do the same when it is absent

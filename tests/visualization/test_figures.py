@@ -189,6 +189,7 @@ def test_activation_is_the_channel_mean_of_the_layer_output(dff):
     assert maps.shape == (2, 4, 2)  # 64x32 input, stride 16 with last stride 1
 
 
+@pytest.mark.e2e
 def test_visualize_masks_and_activations_write_pngs(tiny_models, tmp_path):
     dff_checkpoint, base_checkpoint = tiny_models
     write_market_images(tmp_path / "imgs", ["0001_c1s1_000001_00.jpg", "0002_c2s1_000001_00.jpg"])

@@ -54,11 +54,14 @@ class Sample(NamedTuple):
 
 
 class SplitStatistics(NamedTuple):
-    """Counts of one split: distinct identities, images, distinct cameras."""
+    """Counts of one split: distinct identities, images, distinct cameras.
 
-    ids: int
-    images: int
-    cameras: int
+    A parse fills all three; a dataset's ``published`` numbers use ``None`` for a count not checked.
+    """
+
+    ids: int | None
+    images: int | None
+    cameras: int | None
 
 
 class DatasetLayoutError(ReidDffError, FileNotFoundError):
@@ -147,7 +150,8 @@ class ReIDDataset:
 
     name: ClassVar[str] = ""
     expected_tree: ClassVar[str] = ""
-    published: ClassVar[dict[str, SplitStatistics]] = {}
+    # Not a ClassVar: a dataset may also set it per instance (officehome) or compute it (a property).
+    published: dict[str, SplitStatistics] = {}
     junk_pids: ClassVar[frozenset[int]] = frozenset()
     train_only: ClassVar[bool] = False
     # Name of the one option a "name:arg" spec sets (e.g. synthetic's "domain"); None: no positional arg.

@@ -64,9 +64,9 @@ class ImageFolder(ReIDDataset):
         base = self._require_dir(os.path.join(self.root, self.folder))
         self.data_dir = base
         found = {}
-        for split, names in SPLIT_FOLDERS.items():
+        for split, folders in SPLIT_FOLDERS.items():
             found[split] = next(
-                (os.path.join(base, n) for n in names if os.path.isdir(os.path.join(base, n))), None
+                (os.path.join(base, n) for n in folders if os.path.isdir(os.path.join(base, n))), None
             )
         if found["train"] is None and found["query"] is None:
             raise self._missing(f"a train/ or query/ folder in {base}")

@@ -44,7 +44,7 @@ def inspect_root(
     root = os.path.abspath(os.path.expanduser(root))
     explicit = specs is not None
     results = []
-    for spec in list(specs) if explicit else _default_specs(root):
+    for spec in list(specs) if specs is not None else _default_specs(root):
         name = spec.partition(":")[0]
         try:
             cls = DATASET_REGISTRY.get(name)

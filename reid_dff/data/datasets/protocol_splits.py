@@ -77,7 +77,7 @@ def generate_splits(name: str, seed: int = DEFAULT_SEED, num_splits: int = NUM_S
     splits = []
     for split_id in range(num_splits):
         order = rng.permutation(len(ids))
-        split = {
+        split: dict[str, Any] = {
             "split_id": split_id,
             "train_ids": sorted(ids[i] for i in order[:num_train]),
             "test_ids": sorted(ids[i] for i in order[num_train:]),

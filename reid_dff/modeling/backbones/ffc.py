@@ -66,7 +66,7 @@ class FourierUnit(nn.Module):
         if self.spectrum_filter is not None:
             spectrum = self.spectrum_filter(spectrum)
         spectrum = self.relu(self.bn(self.conv(spectrum)))
-        return stacked_irfft2(spectrum, tuple(x.shape[-2:])).to(x.dtype)
+        return stacked_irfft2(spectrum, (x.shape[-2], x.shape[-1])).to(x.dtype)
 
 
 class SpectralTransform(nn.Module):
@@ -119,7 +119,7 @@ class _AddIntoChannels(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        grads = [grad]
+        grads: list[torch.Tensor | None] = [grad]
         for start, channels in ctx.blocks:
             grads.extend([None, grad.narrow(1, start, channels)])
         return tuple(grads)
@@ -203,18 +203,20 @@ class FFCConv2d(nn.Module):
             from_local = self.g2l(x_global) if self.g2l is not None else None
             from_global = self.g2g(x_global) if self.g2g is not None else None
             return add_into_channels(out, (0, from_local), (self.out_local, from_global))
-        outputs = []
+        outputs: list[torch.Tensor] = []
         if self.out_local:
             y_local = self.l2l(x_local) if self.l2l is not None else None
             if self.local_filter is not None:
                 y_local = self.local_filter(y_local)
             if self.g2l is not None:
                 y_local = self.g2l(x_global) if y_local is None else y_local + self.g2l(x_global)
+            assert y_local is not None  # out_local > 0: l2l or g2l exists (in_channels > 0)
             outputs.append(y_local)
         if self.out_global:
             y_global = self.l2g(x_local) if self.l2g is not None else None
             if self.g2g is not None:
                 y_global = self.g2g(x_global) if y_global is None else y_global + self.g2g(x_global)
+            assert y_global is not None  # out_global > 0: l2g or g2g exists (in_channels > 0)
             outputs.append(y_global)
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 

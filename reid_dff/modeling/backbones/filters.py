@@ -96,6 +96,7 @@ class SpatialAttentionMask(nn.Module):
         sqrt(H*W)), so a randomly initialized conv on raw re/im values can saturate the sigmoid at 0 or 1
         and starve the generator of gradient.
         """
+        assert self.conv.bias is not None  # built with a bias
         if self.init == "zeros":
             nn.init.zeros_(self.conv.weight)
         elif self.init == "normal":
@@ -204,7 +205,7 @@ class TaskSpatialMask(nn.Module):
         nn.init.zeros_(self.logits)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        logits = self.logits
+        logits: torch.Tensor = self.logits
         if tuple(logits.shape[-2:]) != tuple(z.shape[-2:]):
             logits = F.interpolate(logits, size=z.shape[-2:], mode="bilinear", align_corners=False)
         return torch.sigmoid(logits).to(z.dtype)
@@ -225,6 +226,7 @@ class FrequencyChannelAttention(nn.Module):
     def reset_parameters(self) -> None:
         """Default init for ``fc1``; zero ``fc2``, so the attention starts at 0.5 for every channel."""
         self.fc1.reset_parameters()
+        assert self.fc2.bias is not None  # built with a bias
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
 

@@ -24,7 +24,8 @@ Size = tuple[int, int]
 
 def conv_output_size(size: Size, kernel_size: int, stride: int, padding: int) -> Size:
     """Spatial size after a convolution or max-pool with these settings."""
-    return tuple((s + 2 * padding - kernel_size) // stride + 1 for s in size)
+    height, width = ((s + 2 * padding - kernel_size) // stride + 1 for s in size)
+    return height, width
 
 
 def make_conv(
@@ -118,6 +119,12 @@ class ResNet(nn.Module):
     local branch after layer4, whose first block maps a -> 0.
     """
 
+    # Registered by add_module in __init__.
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self,
         block: type[BasicBlock] | type[Bottleneck],
@@ -147,7 +154,7 @@ class ResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        size = conv_output_size(conv_output_size(tuple(input_size), 7, 2, 3), 3, 2, 1)
+        size = conv_output_size(conv_output_size((input_size[0], input_size[1]), 7, 2, 3), 3, 2, 1)
         plan = [
             (64, 1, 0.0, ratio),
             (128, 2, ratio, ratio),
@@ -206,7 +213,7 @@ class ResNet(nn.Module):
         return self.layer4(x)
 
 
-ARCHITECTURES = {
+ARCHITECTURES: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
     34: (BasicBlock, [3, 4, 6, 3]),
     50: (Bottleneck, [3, 4, 6, 3]),
