@@ -9,7 +9,6 @@ bias-free classifier), whose head differs from torchvision's ``fc`` by +2 * C - 
 
 import argparse
 import json
-import sys
 
 from reid_dff.config import get_cfg
 from reid_dff.modeling import BACKBONE_REGISTRY, build_model
@@ -87,4 +86,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -204,4 +204,4 @@ def write_mask_stats_file(args: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -130,6 +130,7 @@ class PairwiseDistance:
             raise ValueError("gallery columns must be a contiguous slice")
         cached = self._twins_of_columns.get((start, stop))
         if cached is None:
+            assert self._first_twin is not None  # only called when the gallery has twins
             groups = self._first_twin[start:stop]
             _, first_in_slice, inverse = np.unique(groups, return_index=True, return_inverse=True)
             firsts = first_in_slice[inverse]
@@ -180,7 +181,7 @@ def _first_twins(matrix: np.ndarray) -> np.ndarray | None:
     first = np.arange(len(matrix))
     seen: dict[bytes, int] = {}
     for row in candidates:  # ascending, so the first occurrence wins; equal hashes are compared exactly
-        first[row] = seen.setdefault(_canonical_rows(matrix, row, row + 1).tobytes(), int(row))
+        first[row] = seen.setdefault(_canonical_rows(matrix, int(row), int(row) + 1).tobytes(), int(row))
     return first if (first != np.arange(len(matrix))).any() else None
 
 
@@ -213,13 +214,14 @@ DISTANCES: dict[str, Callable[[np.ndarray, np.ndarray], PairwiseDistance]] = {
 
 
 def _ready(features: FeatureInput, name: str) -> np.ndarray:
-    ready = (
+    if (
         isinstance(features, np.ndarray)
         and features.dtype == np.float32
         and features.ndim == 2
         and features.flags.c_contiguous
-    )
-    return features if ready else as_feature_matrix(features, name)
+    ):
+        return features
+    return as_feature_matrix(features, name)
 
 
 def build_distance(

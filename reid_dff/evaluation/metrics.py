@@ -136,10 +136,11 @@ def _distance_blocks(
     starts = list(range(0, rows.shape[0], rows_per_block))
 
     def compute(index: int) -> np.ndarray:
-        block = rows[starts[index] : starts[index] + rows_per_block]
-        if block[-1] - block[0] == block.shape[0] - 1:  # ascending and contiguous: a view, not a gather
-            block = slice(int(block[0]), int(block[-1]) + 1)
-        return keys_of(block, buffers[index % 2][: len(rows[starts[index] : starts[index] + rows_per_block])])
+        indices = rows[starts[index] : starts[index] + rows_per_block]
+        block: slice | np.ndarray = indices
+        if indices[-1] - indices[0] == indices.shape[0] - 1:  # ascending and contiguous: a view, not a gather
+            block = slice(int(indices[0]), int(indices[-1]) + 1)
+        return keys_of(block, buffers[index % 2][: len(indices)])
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(compute, 0)
@@ -199,19 +200,19 @@ def evaluate(
 
     if rerank:
         # Half of the budget for the distance block, half for the re-ranking's own working memory.
-        source = KReciprocalReranker(
+        reranker = KReciprocalReranker(
             qf, gf, rerank_k1, rerank_k2, rerank_lambda, metric=metric, max_memory_mb=max_memory_mb / 2
         )
         block_budget_mb = max_memory_mb / 2
 
-        def keys_of(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-            return source.distances(rows, out=out)
+        def keys_of(rows: slice | np.ndarray, out: np.ndarray) -> np.ndarray:
+            return reranker.distances(rows, out=out)
     else:
-        source = build_distance(metric, qf, gf)
+        distance = build_distance(metric, qf, gf)
         block_budget_mb = max_memory_mb
 
-        def keys_of(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-            return source.ranking_keys(rows, out=out)
+        def keys_of(rows: slice | np.ndarray, out: np.ndarray) -> np.ndarray:
+            return distance.ranking_keys(rows, out=out)
 
     # Two blocks in flight: the next one's distances are computed while this one is ranked. Several
     # blocks even when one would fit, so that little of the product and the ranking runs alone.
