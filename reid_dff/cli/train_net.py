@@ -10,11 +10,12 @@ torchrun --nproc_per_node=4 tools/train_net.py --config-file CFG      # DDP (NCC
 import argparse
 import sys
 
-from reid_dff.config import ConfigError, setup_cfg
+from reid_dff.config import setup_cfg
 from reid_dff.data.samplers import SamplerStateError
-from reid_dff.engine import TASK_RUNNERS, NonFiniteLossError, eval_only_cfg, launch
+from reid_dff.engine import NonFiniteLossError, Trainer, eval_only_cfg, evaluate_checkpoint, launch
 from reid_dff.evaluation import NoValidQueryError
 from reid_dff.inference.cli import ConfigFileOnce, exit_on_user_error, parse_args_with_overrides
+from reid_dff.tasks import build_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,12 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(cfg, args):
     """One process's work (inside the torchrun process group when there is one)."""
-    if cfg.MODEL.TASK not in TASK_RUNNERS:
-        raise ConfigError(f"MODEL.TASK must be one of {', '.join(TASK_RUNNERS)}, got {cfg.MODEL.TASK!r}")
-    trainer_class, evaluate_only = TASK_RUNNERS[cfg.MODEL.TASK]
+    task = build_task(cfg)  # MODEL.TASK picks the data, model, evaluation and report
     if args.eval_only:
-        return evaluate_only(eval_only_cfg(cfg))  # never over a training run's own results
-    return trainer_class(cfg, resume=args.resume).train()
+        return evaluate_checkpoint(eval_only_cfg(cfg))  # never over a training run's own results
+    return Trainer(cfg, resume=args.resume, task=task).train()
 
 
 def main(argv: list[str] | None = None) -> int:

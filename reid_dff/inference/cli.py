@@ -13,7 +13,7 @@ from ..data.datasets.base import DatasetLayoutError, DatasetOptionError
 from ..data.io import BadImageError
 from ..data.samplers import SamplerError
 from ..data.synthetic import SyntheticDataError, SyntheticParameterError
-from ..engine.checkpoint import CheckpointError
+from ..modeling.checkpoint import CheckpointError
 from ..modeling.pretrained import WeightsError
 from ..utils.env import DeviceError
 from ..utils.registry import RegistryKeyError

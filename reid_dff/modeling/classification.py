@@ -29,9 +29,8 @@ class ClassificationModel(nn.Module):
         if num_classes < 1:
             raise ConfigError(
                 f"a classification model needs num_classes >= 1, got {num_classes} (it comes from the "
-                "training data's class list, or MODEL.HEAD.NUM_CLASSES). The retrieval tools (eval.py, "
-                "extract_features.py, search.py, visualize.py) take ReID models (MODEL.TASK reid); evaluate "
-                "a classification checkpoint with tools/train_net.py --eval-only MODEL.WEIGHTS <checkpoint>"
+                "training data's class list, or MODEL.HEAD.NUM_CLASSES); retrieval embeddings (features, "
+                "search, visualization) come from ReID models (MODEL.TASK reid)"
             )
         self.backbone = backbone
         self.pooling = pooling

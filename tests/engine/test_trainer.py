@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from reid_dff.config import ConfigError, get_cfg
-from reid_dff.engine import NonFiniteLossError, Trainer, load_checkpoint
-from reid_dff.engine.checkpoint import CheckpointError
+from reid_dff.engine import NonFiniteLossError, Trainer
+from reid_dff.modeling.checkpoint import CheckpointError, load_checkpoint
 from reid_dff.utils import atomic_write_json
 
 NUM_IDS, PER_ID = 6, 4
@@ -266,7 +266,7 @@ def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path
 def test_a_run_from_before_run_ids_keeps_its_best_checkpoint_over_several_resumes(tmp_path, monkeypatch):
     import logging
 
-    from reid_dff.engine.checkpoint import save_checkpoint
+    from reid_dff.modeling.checkpoint import save_checkpoint
 
     messages = []
     handler = logging.Handler()
@@ -383,7 +383,7 @@ def test_loss_falls_on_the_stand_in_data(tmp_path):
 
 
 def test_resume_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match=r"--resume was given but .*run.last\.pth does not exist"):
+    with pytest.raises(CheckpointError, match=r"cannot resume: .*run.last\.pth does not exist"):
         StandInTrainer(make_cfg(tmp_path), resume=True)
     StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
 
