@@ -73,8 +73,6 @@ class Trainer:
     ``task``: the strategy of ``cfg.MODEL.TASK`` (default: built from the config).
     """
 
-    selected: dict | None = None  # the task's record of the evaluation that picked best.pth so far
-
     def __init__(self, cfg, resume: bool = False, task: Task | None = None):
         self.cfg = cfg
         self.task = task if task is not None else build_task(cfg)
@@ -123,13 +121,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
 
         self.max_epochs = int(cfg.SOLVER.MAX_EPOCHS)
-        self.selected = None
+        self.selected: dict | None = None  # the task's record of the evaluation that picked best.pth
         self.epoch = 0  # epochs completed
         self.iteration = 0  # iterations completed
         self.best_metric = -math.inf
         # Names this run in its checkpoints, so a resume adopts only its own best.pth (not one left in
         # OUTPUT_DIR by an earlier run); --resume takes it over from last.pth.
-        self.run_id = uuid.uuid4().hex
+        self.run_id: str | None = uuid.uuid4().hex
         self.loss_history: list[dict[str, float]] = []  # one entry per iteration run by this process
         self._tensorboard = None
         self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA

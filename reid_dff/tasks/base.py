@@ -11,6 +11,7 @@ pre-training) is one more ``Task`` subclass registered here::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ __all__ = ["TASK_REGISTRY", "Task", "build_task"]
 TASK_REGISTRY = Registry("task (MODEL.TASK)")
 
 
-class Task:
+class Task(ABC):
     """The task-specific half of a run; ``cfg`` is the run's config. Methods not overridden are shared.
 
     Data: :meth:`prepare_data` (rank 0), :meth:`build_train_set`, :meth:`build_train_loader`.
@@ -46,13 +47,15 @@ class Task:
     # -- data --------------------------------------------------------------
     def check_config(self) -> None:
         """Raise ``ConfigError`` for settings that would otherwise fail only at the first evaluation."""
+        return None  # by default, nothing
 
     def prepare_data(self) -> None:
         """Generate synthetic data the config names when it is absent (rank 0 only; the caller syncs)."""
+        return None  # by default, nothing
 
+    @abstractmethod
     def build_train_set(self) -> Any:
         """The training set (``.samples``, ``.num_classes``)."""
-        raise NotImplementedError(f"{type(self).__name__} does not train")
 
     def build_train_loader(self, train_set: Any, rank: int, world_size: int) -> Any:
         """This rank's training loader over an infinite, resumable sampler."""
@@ -79,21 +82,21 @@ class Task:
         return model
 
     # -- evaluation --------------------------------------------------------
+    @abstractmethod
     def evaluate(self, model: nn.Module, device: torch.device) -> dict:
         """The evaluation report of ``model`` (in eval mode, under ``no_grad``) on the configured data."""
-        raise NotImplementedError
 
+    @abstractmethod
     def selection_metric(self, report: Mapping[str, Any]) -> float | None:
         """The scalar that picks ``best.pth`` (higher is better); None: this report may not pick one."""
-        raise NotImplementedError
 
     def selection_record(self, report: Mapping[str, Any], epoch: int) -> dict | None:
         """What the final report keeps of the selected epoch's evaluation (None: nothing)."""
         return None
 
+    @abstractmethod
     def describe_evaluation(self, report: Mapping[str, Any], epoch: int, best_metric: float) -> str:
         """The log line of one evaluation during training."""
-        raise NotImplementedError
 
     def eval_scalars(self, report: Mapping[str, Any]) -> dict[str, float]:
         """TensorBoard scalars of one evaluation, by tag."""
@@ -106,10 +109,11 @@ class Task:
 
     def finish_report(self, report: dict, epoch: int | None, selected: dict | None) -> None:
         """Add the task's run entries to a final report before it is written (in place)."""
+        return None  # by default, nothing
 
+    @abstractmethod
     def format_report(self, report: Mapping[str, Any]) -> str:
         """The report as the Markdown table a run prints."""
-        raise NotImplementedError
 
 
 def build_task(cfg: Any) -> Task:
