@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-from reid_dff.evaluation.classification import format_leave_one_domain_out_table
+from reid_dff.tasks.classification import format_leave_one_domain_out_table
 from reid_dff.utils import atomic_write_json, atomic_write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,6 @@ import pytest
 from fake_trees import write_image
 
 from reid_dff.config import get_cfg
-from reid_dff.data.classification import build_classification_data, ensure_synthetic_officehome_from_cfg
 from reid_dff.data.datasets import (
     DatasetLayoutError,
     DatasetOptionError,
@@ -18,6 +17,7 @@ from reid_dff.data.datasets import (
     parse_dataset_spec,
 )
 from reid_dff.data.datasets.officehome import DOMAINS, canonical_domain, split_train_val
+from reid_dff.tasks.classification.data import build_classification_data, ensure_synthetic_officehome_from_cfg
 
 CLASSES = ["Bottle", "Alarm_Clock", "Chair"]  # written unsorted: labels must follow sorted names
 

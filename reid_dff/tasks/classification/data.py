@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from .build import TrainSet, dataset_options
-from .datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
+from ...data.build import TrainSet, dataset_options
+from ...data.datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
 
 __all__ = ["ClassificationData", "build_classification_data", "ensure_synthetic_officehome_from_cfg"]
 
@@ -32,7 +32,9 @@ def ensure_synthetic_officehome_from_cfg(cfg: Any) -> str | None:
     params = cfg.DATASETS.OFFICEHOME.SYNTHETIC
     if not params.ENABLED:
         return None
-    from .synthetic_officehome import ensure_synthetic_officehome  # lazy: only demo runs need the renderer
+    from ...data.synthetic_officehome import (
+        ensure_synthetic_officehome,  # lazy: only demo runs need the renderer
+    )
 
     return ensure_synthetic_officehome(
         cfg.DATASETS.ROOT, seed=params.SEED, images_per_class=params.IMAGES_PER_CLASS, size=params.SIZE

@@ -16,8 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..modeling.checkpoint import CheckpointError
-from .base import TASK_REGISTRY, Task
+from ...modeling.checkpoint import CheckpointError
+from ..base import TASK_REGISTRY, Task
+from .data import build_classification_data, ensure_synthetic_officehome_from_cfg
+from .evaluation import evaluate_classification_targets, format_classification_markdown
 
 __all__ = ["ClassificationTask", "selection_metric"]
 
@@ -49,15 +51,11 @@ class ClassificationTask(Task):
     def data(self) -> Any:
         """The ``ClassificationData`` of the config (sources' train/val splits, targets, class list)."""
         if self._data is None:
-            from ..data.classification import build_classification_data
-
             self._data = build_classification_data(self.cfg)
         return self._data
 
     def prepare_data(self) -> None:
         """Generate the synthetic Office-Home set when the config asks for it."""
-        from ..data.classification import ensure_synthetic_officehome_from_cfg
-
         ensure_synthetic_officehome_from_cfg(self.cfg)
 
     def build_train_set(self) -> Any:
@@ -90,8 +88,6 @@ class ClassificationTask(Task):
 
     def evaluate(self, model: nn.Module, device: torch.device) -> dict:
         """Top-1 on the sources' val splits and on every target image."""
-        from ..evaluation.classification import evaluate_classification_targets
-
         return evaluate_classification_targets(self.cfg, model, device, data=self.data)
 
     def selection_metric(self, report: Mapping[str, Any]) -> float | None:
@@ -132,6 +128,4 @@ class ClassificationTask(Task):
         report["selected"] = selected
 
     def format_report(self, report: Mapping[str, Any]) -> str:
-        from ..evaluation.classification import format_classification_markdown
-
         return format_classification_markdown(report)
