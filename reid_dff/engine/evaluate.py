@@ -38,6 +38,7 @@ def evaluate_checkpoint(cfg) -> dict:
     if not cfg.MODEL.WEIGHTS:
         raise CheckpointError("evaluation needs MODEL.WEIGHTS, the checkpoint to evaluate; it is empty")
     task = build_task(cfg)
+    task.check_config()  # before any file is read or written
     logger = setup_logger(cfg.OUTPUT_DIR)
     try:
         state = load_checkpoint(cfg.MODEL.WEIGHTS)

@@ -68,11 +68,11 @@ def train_and_evaluate(tmp_path, name, overrides):
     return trained, evaluated
 
 
-def test_eval_tool_evaluates_a_reid_and_an_officehome_checkpoint(tmp_path, capsys):
+def test_eval_tool_evaluates_a_reid_and_an_officehome_checkpoint(tmp_path):
     trained, evaluated = train_and_evaluate(tmp_path, "reid", reid_overrides(tmp_path))
     assert evaluated["mean"] == trained["mean"] and 0 < evaluated["mean"]["mAP"] <= 1
     assert evaluated["targets"]["synthetic:1"]["splits"] == trained["targets"]["synthetic:1"]["splits"]
-    assert "| synthetic:1 | 1 |" in capsys.readouterr().out  # the retrieval table
+    assert "| synthetic:1 | 1 |" in (tmp_path / "reid_eval" / "log.txt").read_text()  # the retrieval table
 
     trained, evaluated = train_and_evaluate(tmp_path, "officehome", officehome_overrides(tmp_path))
     assert evaluated["task"] == "classification" and evaluated["num_classes"] == 8
@@ -83,4 +83,6 @@ def test_eval_tool_evaluates_a_reid_and_an_officehome_checkpoint(tmp_path, capsy
     )
     assert evaluated["source_val"] == trained["source_val"]
     assert evaluated["epoch"] == 1 and evaluated["selected"] is None  # no selection: one checkpoint evaluated
-    assert "| officehome:Art | 32 |" in capsys.readouterr().out  # the accuracy table
+    assert (
+        "| officehome:Art | 32 |" in (tmp_path / "officehome_eval" / "log.txt").read_text()
+    )  # the accuracy table
