@@ -1,4 +1,4 @@
-"""Train a ReID model from a config, or evaluate a checkpoint; writes OUTPUT_DIR/results.json.
+"""Train a model from a config (MODEL.TASK: reid, or classification for Office-Home), or evaluate a checkpoint.
 
 python tools/train_net.py --config-file configs/synthetic_demo.yaml
 python tools/train_net.py --config-file configs/ms_cs_c3_to_ma.yaml OUTPUT_DIR output/ma SOLVER.BASE_LR 0.0007
