@@ -20,8 +20,8 @@ import argparse
 import os
 import shlex
 
-from reid_dff.evaluation.classification import format_leave_one_domain_out_table
 from reid_dff.experiments import Run, collect, format_seed_table, run_sweep
+from reid_dff.tasks.classification import format_leave_one_domain_out_table
 from reid_dff.utils import atomic_write_json, atomic_write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,5 +1,7 @@
 """Evaluate a checkpoint on the configured targets; prints a Markdown table, writes OUTPUT_DIR/results.json.
 
+Any MODEL.TASK: ReID checkpoints get retrieval metrics, classification (Office-Home) checkpoints top-1.
+
 python tools/eval.py --config-file configs/ms_cs_c3_to_ma.yaml MODEL.WEIGHTS output/ma/best.pth
 python tools/eval.py --config-file CFG MODEL.WEIGHTS ckpt.pth DATASETS.TARGETS "[viper, prid, grid, ilids]"
 python tools/eval.py --config-file CFG MODEL.WEIGHTS ckpt.pth TEST.RERANK.ENABLED True TEST.METRIC euclidean
@@ -14,19 +16,9 @@ instead, so the run's own results.json and config.yaml stay (as with train_net.p
 import argparse
 import sys
 
-import torch
-
-from reid_dff.cli.common import USER_ERRORS, ConfigFileOnce, add_overrides, parse_flags_first
-from reid_dff.config import ConfigError, save_cfg, setup_cfg
-from reid_dff.engine import eval_only_cfg
-from reid_dff.evaluation import (
-    attach_run_info,
-    evaluate_targets,
-    format_markdown,
-    write_results,
-)
-from reid_dff.modeling import build_model, load_model_weights
-from reid_dff.utils import resolve_device, setup_logger
+from reid_dff.cli.common import ConfigFileOnce, add_overrides, exit_on_user_error, parse_flags_first
+from reid_dff.config import ConfigError, setup_cfg
+from reid_dff.engine import eval_only_cfg, evaluate_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,30 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Evaluate MODEL.WEIGHTS on the targets and write the report; 0 on success, exits 1 on a user error."""
     args = parse_args(argv)
-    try:
+    # Problems with the user's config, checkpoint or data get one clear line instead of a traceback.
+    with exit_on_user_error("eval.py"):
         cfg = setup_cfg(args.config_file, args.opts)
         if not cfg.MODEL.WEIGHTS:
             raise ConfigError("nothing to evaluate: pass the checkpoint as MODEL.WEIGHTS path/to/model.pth")
-        cfg = eval_only_cfg(
-            cfg
-        )  # into a training run's folder: OUTPUT_DIR/eval_<weights>/, never over its files
-        logger = setup_logger(cfg.OUTPUT_DIR)
-        # Embeddings only: the training classifier is not needed, nor the ImageNet file under the weights.
-        model = build_model(cfg, num_classes=0, imagenet_init=False)
-        load_model_weights(model, cfg.MODEL.WEIGHTS, ignore_classifier=True)
-        device = resolve_device(cfg.MODEL.DEVICE)
-        model.to(device)
-        with torch.no_grad():
-            report = evaluate_targets(cfg, model, device)
-    except USER_ERRORS as e:
-        # Problems with the user's config, checkpoint or data get one clear line instead of a traceback.
-        print(f"eval.py: error: {e}", file=sys.stderr)
-        sys.exit(1)
-    attach_run_info(report, cfg, cfg.MODEL.WEIGHTS)
-    save_cfg(cfg, cfg.OUTPUT_DIR)
-    path = write_results(report, cfg.OUTPUT_DIR)
-    print(format_markdown(report))
-    logger.info("results written to %s", path)
+        # Into a training run's folder: OUTPUT_DIR/eval_<weights>/, never over its files. The task of
+        # MODEL.TASK (reid, classification) builds the model and prints its table.
+        evaluate_checkpoint(eval_only_cfg(cfg))
     # The report is in OUTPUT_DIR/results.json; a shell (and console_scripts) needs an exit status.
     return 0
 

@@ -1,4 +1,4 @@
-"""Train a ReID model from a config, or evaluate a checkpoint; writes OUTPUT_DIR/results.json.
+"""Train a model from a config (MODEL.TASK: reid, or classification for Office-Home), or evaluate a checkpoint.
 
 python tools/train_net.py --config-file configs/synthetic_demo.yaml
 python tools/train_net.py --config-file configs/ms_cs_c3_to_ma.yaml OUTPUT_DIR output/ma SOLVER.BASE_LR 0.0007
@@ -11,8 +11,9 @@ import argparse
 import sys
 
 from reid_dff.cli.common import ConfigFileOnce, add_overrides, exit_on_user_error, parse_flags_first
-from reid_dff.config import ConfigError, setup_cfg
-from reid_dff.engine import TASK_RUNNERS, eval_only_cfg, launch
+from reid_dff.config import setup_cfg
+from reid_dff.engine import Trainer, eval_only_cfg, evaluate_checkpoint, launch
+from reid_dff.tasks import build_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,12 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(cfg, args):
     """One process's work (inside the torchrun process group when there is one)."""
-    if cfg.MODEL.TASK not in TASK_RUNNERS:
-        raise ConfigError(f"MODEL.TASK must be one of {', '.join(TASK_RUNNERS)}, got {cfg.MODEL.TASK!r}")
-    trainer_class, evaluate_only = TASK_RUNNERS[cfg.MODEL.TASK]
+    task = build_task(cfg)  # MODEL.TASK picks the data, model, evaluation and report
     if args.eval_only:
-        return evaluate_only(eval_only_cfg(cfg))  # never over a training run's own results
-    return trainer_class(cfg, resume=args.resume).train()
+        return evaluate_checkpoint(eval_only_cfg(cfg))  # never over a training run's own results
+    return Trainer(cfg, resume=args.resume, task=task).train()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,28 +1,19 @@
-"""Training: optimizers and schedules, checkpoints, the training loop and distributed launch."""
+"""Training: optimizers and schedules, training checkpoints, the training loop, checkpoint evaluation, DDP.
 
-from .checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    load_checkpoint,
-    load_model_weights,
-    restore_rng_state,
-    save_checkpoint,
-)
-from .classification import ClassificationTrainer, evaluate_classification_checkpoint
+What differs between tasks comes from ``reid_dff.tasks`` (``build_task(cfg)``, ``TASK_REGISTRY``).
+"""
+
+from ..modeling.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
+from .checkpoint import capture_rng_state, restore_rng_state
+from .evaluate import eval_only_cfg, evaluate_checkpoint
 from .launch import get_rank, get_world_size, is_main_process, launch, synchronize
 from .optim import build_optimizer, build_scheduler
-from .trainer import NonFiniteLossError, Trainer, eval_only_cfg, evaluate_checkpoint
+from .trainer import NonFiniteLossError, Trainer
 
-# MODEL.TASK -> (trainer class, the --eval-only function); tools/train_net.py dispatches through it.
-TASK_RUNNERS = {
-    "reid": (Trainer, evaluate_checkpoint),
-    "classification": (ClassificationTrainer, evaluate_classification_checkpoint),
-}
-
+# The checkpoint file functions live in reid_dff.modeling.checkpoint (shared with inference); they are
+# re-exported here, where training code looks for them.
 __all__ = [
-    "TASK_RUNNERS",
     "CheckpointError",
-    "ClassificationTrainer",
     "NonFiniteLossError",
     "Trainer",
     "build_optimizer",
@@ -30,7 +21,6 @@ __all__ = [
     "capture_rng_state",
     "eval_only_cfg",
     "evaluate_checkpoint",
-    "evaluate_classification_checkpoint",
     "get_rank",
     "get_world_size",
     "is_main_process",

@@ -1,4 +1,7 @@
-"""Checkpoints: atomic writes, safe loads (``weights_only=True``), RNG state capture and model weights.
+"""Training checkpoints: what resuming needs (keys, config changes it allows) and RNG state capture.
+
+Reading and writing checkpoint files is ``reid_dff.modeling.checkpoint`` (``load_checkpoint``,
+``save_checkpoint``, ``CheckpointError``), shared with evaluation and inference.
 
 A training checkpoint is a plain dict of tensors, numbers, strings and lists:
 ``model``, ``optimizer``, ``scheduler``, ``sampler``, ``rng``, ``epoch`` (epochs completed),
@@ -22,22 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..modeling.pretrained import load_model_weights, torch_load_problem
-from ..utils import atomic_open
+from ..modeling.checkpoint import CheckpointError
 
-# ``load_model_weights`` (strict key/shape check, DDP prefix, optional classifier skip) lives with the
-# models in reid_dff.modeling.pretrained; it is re-exported here because checkpoints are where users look.
 __all__ = [
-    "CheckpointError",
     "TRAINING_CHECKPOINT_KEYS",
     "capture_rng_state",
     "RESUME_MAY_CHANGE",
     "check_training_checkpoint",
-    "load_checkpoint",
     "resume_config_changes",
-    "load_model_weights",
     "restore_rng_state",
-    "save_checkpoint",
     "unwrap_model",
 ]
 
@@ -83,10 +79,6 @@ RESUME_MAY_CHANGE = (
 )
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, unsafe, or does not match the model/run it is loaded into."""
-
-
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(tree, Mapping):
         return {prefix[:-1]: tree}
@@ -114,29 +106,6 @@ def resume_config_changes(saved_cfg: str, cfg) -> list[tuple[str, Any, Any]]:
         if old != value:
             changes.append((key, old, value))
     return changes
-
-
-def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
-    """``torch.save`` ``state`` to a temporary file beside ``path``, then rename it over ``path``."""
-    with atomic_open(path, "wb") as f:
-        torch.save(dict(state), f)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``; errors name the file and the expected form."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path} (expected a .pth file written by reid-dff)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 -- any failure to read a user's file is reported, not raised as-is
-        raise CheckpointError(
-            f"cannot load checkpoint {path} with torch.load(weights_only=True): {torch_load_problem(path, e)}. "
-            "Expected a .pth file written by reid-dff (tensors, numbers, strings and lists only)"
-        ) from e
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}; expected a dict")
-    return state
 
 
 def check_training_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:

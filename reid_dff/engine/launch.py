@@ -67,8 +67,8 @@ def init_distributed(cfg, timeout_minutes: float = 30.0) -> bool:
     missing = [k for k in _ENV_KEYS if k not in os.environ]
     if missing:
         raise RuntimeError(
-            f"WORLD_SIZE={world_size} but {', '.join(missing)} is not set; start distributed runs with "
-            "torchrun --nproc_per_node=N tools/train_net.py ..."
+            f"WORLD_SIZE={world_size} but {', '.join(missing)} is not set; a distributed run needs the "
+            "environment torchrun sets for each process"
         )
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed support")

@@ -1,8 +1,9 @@
 """The training loop: data -> model -> losses -> optimizer, with evaluation, checkpoints and resume.
 
-``Trainer(cfg).train()`` runs a whole configured experiment and returns the final evaluation report;
-``evaluate_checkpoint(cfg)`` is ``--eval-only``. The ``build_*`` methods are the seams a subclass (or a
-test with a stand-in model/data) overrides.
+``Trainer(cfg).train()`` runs a whole configured experiment and returns the final evaluation report. What
+differs between tasks (data, model, evaluation, the metric that picks ``best.pth``, the report) comes from
+the task object of ``MODEL.TASK`` (``reid_dff.tasks``); the ``build_*``/``evaluate`` methods delegate to it
+and are the seams a test with a stand-in model/data overrides.
 
 Resume is exact on CPU with a fixed seed: checkpoints are taken at epoch boundaries, and each epoch
 starts a fresh loader iterator from the sampler state and RNG state stored at that boundary.
@@ -23,19 +24,18 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, save_cfg
+from ..errors import ReidDffError
+from ..modeling.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 from ..modeling.losses import build_losses
 from ..modeling.pretrained import read_state_dict
+from ..tasks import Task, build_task
 from ..utils import git_revision, seed_everything, setup_logger
 from .checkpoint import (
     RESUME_MAY_CHANGE,
-    CheckpointError,
     capture_rng_state,
     check_training_checkpoint,
-    load_checkpoint,
-    load_model_weights,
     restore_rng_state,
     resume_config_changes,
-    save_checkpoint,
     unwrap_model,
 )
 from .launch import any_rank_true, get_rank, get_world_size, local_device, synchronize
@@ -45,7 +45,7 @@ LAST_CHECKPOINT = "last.pth"
 BEST_CHECKPOINT = "best.pth"
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(ReidDffError, FloatingPointError):
     """The training loss became NaN or infinite; the run stopped without overwriting a checkpoint."""
 
 
@@ -58,16 +58,6 @@ def check_resumable_loader(loader) -> None:
         )
 
 
-def target_map(report: dict) -> float:
-    """The scalar that picks ``best.pth``: the mean target mAP of an evaluation report."""
-    try:
-        return float(report["mean"]["mAP"])
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"evaluation report has no mean mAP (report['mean']['mAP']) to rank checkpoints by; keys: {sorted(report)}"
-        ) from None
-
-
 def detach_log_file(logger: logging.Logger, output_dir: str) -> None:
     """Remove and close the ``output_dir/log.txt`` handler that ``setup_logger`` attached."""
     log_path = os.path.abspath(os.path.join(output_dir, "log.txt"))
@@ -78,12 +68,14 @@ def detach_log_file(logger: logging.Logger, output_dir: str) -> None:
 
 
 class Trainer:
-    """One configured training run on this process's rank (see :func:`reid_dff.engine.launch`)."""
+    """One configured training run on this process's rank (see :func:`reid_dff.engine.launch`).
 
-    class_noun = "identities"  # what the classifier's outputs are, in the log
+    ``task``: the strategy of ``cfg.MODEL.TASK`` (default: built from the config).
+    """
 
-    def __init__(self, cfg, resume: bool = False):
+    def __init__(self, cfg, resume: bool = False, task: Task | None = None):
         self.cfg = cfg
+        self.task = task if task is not None else build_task(cfg)
         self.rank, self.world_size = get_rank(), get_world_size()
         self.is_main = self.rank == 0
         self.device = local_device(cfg)
@@ -129,12 +121,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
 
         self.max_epochs = int(cfg.SOLVER.MAX_EPOCHS)
+        self.selected: dict | None = None  # the task's record of the evaluation that picked best.pth
         self.epoch = 0  # epochs completed
         self.iteration = 0  # iterations completed
         self.best_metric = -math.inf
         # Names this run in its checkpoints, so a resume adopts only its own best.pth (not one left in
         # OUTPUT_DIR by an earlier run); --resume takes it over from last.pth.
-        self.run_id = uuid.uuid4().hex
+        self.run_id: str | None = uuid.uuid4().hex
         self.loss_history: list[dict[str, float]] = []  # one entry per iteration run by this process
         self._tensorboard = None
         self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA
@@ -151,45 +144,38 @@ class Trainer:
             save_cfg(cfg, self.output_dir)
         self._loader_states = self.gather_loader_states()
 
-    # -- seams -------------------------------------------------------------
+    # -- seams (the task's, unless a subclass overrides them) ---------------
     def check_config(self) -> None:
-        """Refuse evaluation settings before training starts (``TEST.METRIC``, ``DATASETS.TARGETS`` ...)."""
-        from ..evaluation import check_evaluation_config
-
-        check_evaluation_config(self.cfg)
+        """Refuse settings that would otherwise fail only at the first evaluation."""
+        self.task.check_config()
 
     def prepare_data(self) -> None:
-        """Generate the synthetic data a config names when it is absent (rank 0 first)."""
-        from ..data.synthetic import ensure_synthetic_data
-
+        """Generate the synthetic data the config names when it is absent (rank 0 first)."""
         if self.is_main:
-            ensure_synthetic_data(self.cfg)
+            self.task.prepare_data()
         synchronize()
 
     def build_train_set(self):
-        """The multi-source training set (``.samples``, ``.num_classes``)."""
-        from ..data import build_train_set
-
-        return build_train_set(self.cfg)
+        """The training set (``.samples``, ``.num_classes``)."""
+        return self.task.build_train_set()
 
     def build_train_loader(self, train_set):
         """This rank's training loader over an infinite, resumable sampler."""
-        from ..data import build_train_loader
-
-        return build_train_loader(self.cfg, train_set, rank=self.rank, world_size=self.world_size)
+        return self.task.build_train_loader(train_set, rank=self.rank, world_size=self.world_size)
 
     def build_model(self, num_classes: int) -> nn.Module:
-        """The model of ``cfg.MODEL`` with an ID head of ``num_classes``; ImageNet-initialized unless a
-        checkpoint (``--resume`` or ``MODEL.WEIGHTS``) replaces its backbone weights."""
-        from ..modeling import build_model
-
-        return build_model(self.cfg, num_classes, imagenet_init=not (self.resume or self.cfg.MODEL.WEIGHTS))
+        """The task's model with ``num_classes`` outputs; ImageNet-initialized unless a checkpoint
+        (resume or ``MODEL.WEIGHTS``) replaces its backbone weights."""
+        return self.task.build_model(num_classes, imagenet_init=not (self.resume or self.cfg.MODEL.WEIGHTS))
 
     def evaluate(self) -> dict:
-        """Evaluate the current weights on ``DATASETS.TARGETS``; runs on rank 0 only."""
-        from ..evaluation import evaluate_targets
+        """Evaluate the current weights (the task's report); runs on rank 0 only."""
+        return self.task.evaluate(unwrap_model(self.model), self.device)
 
-        return evaluate_targets(self.cfg, unwrap_model(self.model), self.device)
+    @property
+    def class_noun(self) -> str:
+        """What the classifier's outputs are, in the log."""
+        return self.task.class_noun
 
     def compute_iters_per_epoch(self) -> int:
         """``SOLVER.ITERS_PER_EPOCH``, or one pass over the training images at the global batch size."""
@@ -216,6 +202,7 @@ class Trainer:
             "git_revision": git_revision(),
             "best_metric": self.best_metric,
             "run_id": self.run_id,
+            **self.task.checkpoint_extras(self.selected),
         }
 
     def init_from_weights(self, model: nn.Module, path: str) -> None:
@@ -238,10 +225,7 @@ class Trainer:
     def resume_from(self, path: str) -> None:
         """Restore model, optimizer, schedule, sampler, RNG and counters from a training checkpoint."""
         if not os.path.isfile(path):
-            raise CheckpointError(
-                f"--resume was given but {path} does not exist; check OUTPUT_DIR or drop --resume to start "
-                "a new run"
-            )
+            raise CheckpointError(f"cannot resume: {path} does not exist (no training run in OUTPUT_DIR)")
         state = load_checkpoint(path)
         check_training_checkpoint(state, path)
         changes = resume_config_changes(state["cfg"], self.cfg)
@@ -251,7 +235,7 @@ class Trainer:
             )
             raise CheckpointError(
                 f"{path} was written with another config ({len(changes)} key(s) differ: {listed}"
-                f"{'; ...' if len(changes) > 5 else ''}). --resume continues that run: pass the config it was "
+                f"{'; ...' if len(changes) > 5 else ''}). Resuming continues that run: use the config it was "
                 f"started with ({os.path.join(self.output_dir, 'config.yaml')}, unless a later run in this folder "
                 "replaced it; the checkpoint keeps a copy under 'cfg'), changing only "
                 f"{', '.join(RESUME_MAY_CHANGE)}; or train a new run in another OUTPUT_DIR (MODEL.WEIGHTS {path} "
@@ -262,7 +246,7 @@ class Trainer:
                 f"{path} was trained with {state['num_classes']} identities but the configured sources have "
                 f"{self.num_classes}; resume with the same DATASETS.SOURCES"
             )
-        load_model_weights(unwrap_model(self.model), state, source=f"{path} (--resume)")
+        load_model_weights(unwrap_model(self.model), state, source=f"{path} (resume)")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state and state["scaler"]:
@@ -271,7 +255,7 @@ class Trainer:
         if len(per_rank) != self.world_size:
             raise CheckpointError(
                 f"{path} was written by a run with {len(per_rank)} processes but this run has "
-                f"{self.world_size}; resume with the same torchrun --nproc_per_node"
+                f"{self.world_size}; resume with the same number of processes"
             )
         self.train_loader.load_state_dict(per_rank[self.rank])
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
@@ -279,6 +263,7 @@ class Trainer:
         # Checkpoints written before run ids have none: the run keeps none, so its own best.pth (also
         # without one) stays its record on every later resume.
         self.run_id = state.get("run_id")
+        self.selected = state.get("selected")
         # With CHECKPOINT_PERIOD > EVAL_PERIOD, best.pth can be newer (and better) than last.pth: a
         # repeated epoch must beat that, not last.pth's stale record, to replace it. A best.pth of another
         # run (an earlier run in the same OUTPUT_DIR) is not this run's record and will be replaced.
@@ -389,9 +374,10 @@ class Trainer:
     def adopt_best_record(self, best_state: dict) -> None:
         """On resume, take the selection record from a ``best.pth`` newer than ``last.pth``."""
         self.best_metric = float(best_state["best_metric"])
+        self.selected = best_state.get("selected")
 
     def evaluate_and_track(self) -> dict | None:
-        """Evaluate on rank 0, log the metrics, and write ``best.pth`` when the target mAP improves."""
+        """Evaluate on rank 0, log, and write ``best.pth`` when the task's selection metric improves."""
         report = None
         if self.is_main:
             self.model.eval()
@@ -400,30 +386,33 @@ class Trainer:
                     report = self.evaluate()
             finally:
                 self.model.train()
-            metric = target_map(report)
-            best = "none yet" if self.best_metric == -math.inf else f"{self.best_metric:.4f}"
-            self.logger.info("epoch %d: target mAP %.4f (best so far %s)", self.epoch, metric, best)
+            metric = self.task.selection_metric(report)
+            self.logger.info("%s", self.task.describe_evaluation(report, self.epoch, self.best_metric))
             writer = self.tensorboard()
             if writer is not None:
-                writer.add_scalar("eval/target_mAP", metric, self.iteration)
-            if self.cfg.TEST.MASK_STATS:  # issue 16: mask diagnostics (no-op for models without masks)
+                for tag, value in self.task.eval_scalars(report).items():
+                    writer.add_scalar(tag, value, self.iteration)
+            if self.cfg.TEST.MASK_STATS:  # mask diagnostics (no-op for models without masks)
                 from ..evaluation.mask_stats import mask_stats_for_run
 
                 model, samples = unwrap_model(self.model), self.train_set.samples
                 mask_stats_for_run(self.cfg, model, samples, self.device, writer, self.iteration)
-            if metric > self.best_metric:
+            # None: this evaluation may not pick a model (e.g. classification without a val split).
+            if metric is not None and metric > self.best_metric:
                 self.best_metric = metric
+                self.selected = self.task.selection_record(report, self.epoch)
                 self.save(BEST_CHECKPOINT)
         synchronize()
         return report
 
     def write_report(self, report: dict) -> None:
         """Print the final table and write ``OUTPUT_DIR/results.json``."""
-        from ..evaluation import attach_run_info, format_markdown, write_results
+        from ..evaluation import attach_run_info, write_results
 
+        self.task.finish_report(report, self.epoch, self.selected)
         attach_run_info(report, self.cfg, os.path.join(self.output_dir, LAST_CHECKPOINT))
         path = write_results(report, self.output_dir)
-        self.logger.info("final evaluation (written to %s):\n%s", path, format_markdown(report))
+        self.logger.info("final evaluation (written to %s):\n%s", path, self.task.format_report(report))
 
     def _epoch_batches(self) -> Iterator[dict]:
         """Exactly ``iters_per_epoch`` batches from a fresh pass of the training loader."""
@@ -521,7 +510,7 @@ class Trainer:
                 f"non-finite loss at iteration {self.iteration + 1} (epoch {self.epoch + 1}) on rank "
                 f"{self.rank}: {terms}. The last good checkpoint "
                 f"{os.path.join(self.output_dir, LAST_CHECKPOINT)} was not overwritten; lower SOLVER.BASE_LR, "
-                "set SOLVER.CLIP_GRAD_NORM, or check the input data, then --resume"
+                "set SOLVER.CLIP_GRAD_NORM, or check the input data, then resume the run"
             )
 
     def tensorboard(self):
@@ -541,49 +530,3 @@ class Trainer:
             self._tensorboard.close()
             self._tensorboard = None
         detach_log_file(self.logger, self.output_dir)
-
-
-def eval_only_cfg(cfg):
-    """The config ``--eval-only`` writes with: ``OUTPUT_DIR`` unless that folder holds a training run
-    (a ``last.pth``), whose ``results.json`` / ``config.yaml`` it would replace; then
-    ``OUTPUT_DIR/eval_<weights file stem>``."""
-    if not os.path.exists(os.path.join(cfg.OUTPUT_DIR, LAST_CHECKPOINT)):
-        return cfg
-    stem = os.path.splitext(os.path.basename(cfg.MODEL.WEIGHTS))[0] or "weights"
-    cfg = cfg.clone()
-    cfg.OUTPUT_DIR = os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}")
-    return cfg.freeze()
-
-
-def evaluate_checkpoint(cfg) -> dict:
-    """``--eval-only``: build the model, load ``MODEL.WEIGHTS``, evaluate the targets, write results.json."""
-    if not cfg.MODEL.WEIGHTS:
-        raise CheckpointError("--eval-only needs MODEL.WEIGHTS: pass MODEL.WEIGHTS path/to/best.pth")
-    logger = setup_logger(cfg.OUTPUT_DIR)
-    try:
-        return _evaluate_checkpoint(cfg, logger)
-    finally:
-        detach_log_file(logger, cfg.OUTPUT_DIR)
-
-
-def _evaluate_checkpoint(cfg, logger: logging.Logger) -> dict:
-    from ..evaluation import attach_run_info, evaluate_targets, format_markdown, write_results
-    from ..modeling import build_model
-
-    state = load_checkpoint(cfg.MODEL.WEIGHTS)
-    # Retrieval never uses the ID classifier: a bare state_dict (no num_classes) loads without it.
-    num_classes = int(state.get("num_classes", 0))
-    device = local_device(cfg)
-    model = build_model(cfg, num_classes, imagenet_init=False)
-    load_model_weights(
-        model, state, ignore_classifier=num_classes == 0, source=f"{cfg.MODEL.WEIGHTS} (MODEL.WEIGHTS)"
-    )
-    model.to(device).eval()
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-    save_cfg(cfg, cfg.OUTPUT_DIR)
-    with torch.no_grad():
-        report = evaluate_targets(cfg, model, device)
-    attach_run_info(report, cfg, cfg.MODEL.WEIGHTS)
-    path = write_results(report, cfg.OUTPUT_DIR)
-    logger.info("evaluation of %s (written to %s):\n%s", cfg.MODEL.WEIGHTS, path, format_markdown(report))
-    return report

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import CfgNode, ConfigError, setup_cfg
+from ..config import CfgNode, setup_cfg
 from ..errors import ReidDffError
 from ..utils import atomic_write_json
 
@@ -164,15 +164,12 @@ def train_in_process(cfg: CfgNode) -> dict[str, Any] | None:
     """Train one resolved config in this process; returns the final evaluation report (the sweep reads
     ``results.json`` instead, which is what a cached run has).
 
-    The sweep's one call into the training engine: the trainer of ``cfg.MODEL.TASK`` writes
-    ``OUTPUT_DIR/results.json`` (the report, with the resolved config) as a command-line run does.
+    The sweep's one call into the training engine: the trainer, with the task of ``cfg.MODEL.TASK``,
+    writes ``OUTPUT_DIR/results.json`` (the report, with the resolved config) as a command-line run does.
     """
-    from ..engine import TASK_RUNNERS
+    from ..engine import Trainer
 
-    if cfg.MODEL.TASK not in TASK_RUNNERS:
-        raise ConfigError(f"MODEL.TASK must be one of {', '.join(TASK_RUNNERS)}, got {cfg.MODEL.TASK!r}")
-    trainer_class, _ = TASK_RUNNERS[cfg.MODEL.TASK]
-    return trainer_class(cfg).train()
+    return Trainer(cfg).train()
 
 
 @contextlib.contextmanager

@@ -13,9 +13,9 @@ import yaml
 
 from ..config import CfgNode, ConfigError, get_cfg, setup_cfg
 from ..data import Sample, build_test_loader, build_transforms, read_image
-from ..engine.checkpoint import load_checkpoint
 from ..evaluation.features import Features, extract_features, iter_feature_batches
 from ..modeling import build_model, load_model_weights
+from ..modeling.checkpoint import load_checkpoint
 from ..modeling.pretrained import read_state_dict
 from ..utils import resolve_device, sha256_file
 from .features_file import FeaturesFileWriter

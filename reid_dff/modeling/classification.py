@@ -28,8 +28,9 @@ class ClassificationModel(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(
-                f"a classification model needs num_classes >= 1 (the training data's classes or "
-                f"MODEL.HEAD.NUM_CLASSES), got {num_classes}; embeddings without a classifier are MODEL.TASK reid's"
+                f"a classification model needs num_classes >= 1, got {num_classes} (it comes from the "
+                "training data's class list, or MODEL.HEAD.NUM_CLASSES); retrieval embeddings (features, "
+                "search, visualization) come from ReID models (MODEL.TASK reid)"
             )
         self.backbone = backbone
         self.pooling = pooling

@@ -9,7 +9,6 @@ import pytest
 from fake_trees import write_image
 
 from reid_dff.config import get_cfg
-from reid_dff.data.classification import build_classification_data
 from reid_dff.data.datasets import (
     DatasetLayoutError,
     DatasetOptionError,
@@ -19,6 +18,7 @@ from reid_dff.data.datasets import (
 )
 from reid_dff.data.datasets.officehome import DOMAINS, canonical_domain, split_train_val
 from reid_dff.data.synthetic import ensure_synthetic_data
+from reid_dff.tasks.classification.data import build_classification_data
 
 CLASSES = ["Bottle", "Alarm_Clock", "Chair"]  # written unsorted: labels must follow sorted names
 

@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from reid_dff.engine.checkpoint import (
-    CheckpointError,
-    capture_rng_state,
-    check_training_checkpoint,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from reid_dff.engine.checkpoint import capture_rng_state, check_training_checkpoint, restore_rng_state
+from reid_dff.errors import ReidDffError
+from reid_dff.modeling.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def draws():
@@ -91,3 +86,10 @@ def test_missing_corrupt_and_unsafe_checkpoints(tmp_path):
 def test_incomplete_training_checkpoint_names_the_missing_keys(tmp_path):
     with pytest.raises(CheckpointError, match=r"w\.pth is not a resumable .*lacks .*optimizer"):
         check_training_checkpoint({"model": {}}, tmp_path / "w.pth")
+
+
+def test_checkpoint_and_non_finite_loss_errors_are_user_errors_of_their_builtin_kind():
+    from reid_dff.engine import NonFiniteLossError
+
+    assert issubclass(CheckpointError, ReidDffError) and issubclass(CheckpointError, RuntimeError)
+    assert issubclass(NonFiniteLossError, ReidDffError) and issubclass(NonFiniteLossError, FloatingPointError)

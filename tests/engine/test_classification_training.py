@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from reid_dff.config import get_cfg
-from reid_dff.engine import CheckpointError, load_checkpoint
-from reid_dff.engine.classification import ClassificationTrainer, evaluate_classification_checkpoint
+from reid_dff.engine import Trainer, evaluate_checkpoint
+from reid_dff.modeling.checkpoint import CheckpointError, load_checkpoint
 
 pytestmark = pytest.mark.e2e  # short training runs on synthetic Office-Home
 
@@ -54,8 +54,8 @@ def synthetic_cfg(data_root, output_dir, images_per_class=16, **solver):
 
 def test_short_run_beats_chance_on_the_unseen_domain(tmp_path):
     cfg = synthetic_cfg(tmp_path / "data", tmp_path / "run")
-    trainer = ClassificationTrainer(cfg)
-    assert trainer.num_classes == 8 and trainer.data.train.num_domains == 3
+    trainer = Trainer(cfg)
+    assert trainer.num_classes == 8 and trainer.task.data.train.num_domains == 3
     report = trainer.train()
     chance = 1 / 8
     target = report["targets"][TARGET]
@@ -75,7 +75,7 @@ def test_short_run_beats_chance_on_the_unseen_domain(tmp_path):
     cfg.defrost()
     cfg.MODEL.WEIGHTS = str(tmp_path / "run" / "best.pth")
     cfg.OUTPUT_DIR = str(tmp_path / "eval")
-    again = evaluate_classification_checkpoint(cfg)
+    again = evaluate_checkpoint(cfg)
     assert again["targets"][TARGET]["top1"] == pytest.approx(written["selected"]["targets"][TARGET]["top1"])
 
 
@@ -83,7 +83,7 @@ class Interrupted(Exception):
     pass
 
 
-class StopAfterFirstEpoch(ClassificationTrainer):
+class StopAfterFirstEpoch(Trainer):
     def save(self, name):
         path = super().save(name)
         if name == "last.pth" and self.epoch == 1:
@@ -100,12 +100,12 @@ def test_resume_keeps_the_selection_and_matches_an_uninterrupted_run(tmp_path):
         c.TEST.EVAL_PERIOD = 1
         return c
 
-    full = ClassificationTrainer(cfg("whole"))
+    full = Trainer(cfg("whole"))
     full_report = full.train()
     with pytest.raises(Interrupted):
         StopAfterFirstEpoch(cfg("parts")).train()
     assert load_checkpoint(tmp_path / "parts" / "last.pth")["selected"]["epoch"] == 1
-    resumed = ClassificationTrainer(cfg("parts"), resume=True)
+    resumed = Trainer(cfg("parts"), resume=True)
     resumed_report = resumed.train()
     assert resumed.loss_history == full.loss_history[2:]  # identical floats
     assert resumed_report["targets"] == full_report["targets"]
@@ -117,17 +117,17 @@ def test_eval_only_refuses_a_checkpoint_of_another_class_count(tmp_path):
     torch.save({"model": {"w": torch.zeros(1)}, "num_classes": 65}, tmp_path / "other.pth")
     cfg.MODEL.WEIGHTS = str(tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="65-class classifier but the configured data has 8 classes"):
-        evaluate_classification_checkpoint(cfg)
+        evaluate_checkpoint(cfg)
     cfg.MODEL.WEIGHTS = ""
     with pytest.raises(CheckpointError, match="needs MODEL.WEIGHTS"):
-        evaluate_classification_checkpoint(cfg)
+        evaluate_checkpoint(cfg)
 
 
 def test_resume_takes_the_selection_of_a_best_checkpoint_newer_than_last(tmp_path):
     # CHECKPOINT_PERIOD 2, EVAL_PERIOD 1, source val accuracy rising every epoch: epoch 3 writes best.pth
     # but not last.pth (epoch 2) and the run stops. The resumed run must report epoch 3 as selected, the
     # epoch best.pth holds, not last.pth's older record.
-    class RisingVal(ClassificationTrainer):
+    class RisingVal(Trainer):
         def evaluate(self):
             report = super().evaluate()
             report["source_val_mean"] = {"top1": self.epoch / 10}

@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 from synthetic_run import tiny_run_cfg
 
 from reid_dff.data.synthetic import ensure_synthetic_data
-from reid_dff.engine import Trainer, launch, load_checkpoint
+from reid_dff.engine import Trainer, launch
+from reid_dff.modeling.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e  # DDP trainings in two processes
 

@@ -11,8 +11,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from reid_dff.config import ConfigError, get_cfg
-from reid_dff.engine import NonFiniteLossError, Trainer, load_checkpoint
-from reid_dff.engine.checkpoint import CheckpointError
+from reid_dff.engine import NonFiniteLossError, Trainer
+from reid_dff.modeling.checkpoint import CheckpointError, load_checkpoint
+from reid_dff.tasks import ClassificationTask, ReIDTask, Task, build_task
 from reid_dff.utils import atomic_write_json
 
 NUM_IDS, PER_ID = 6, 4
@@ -266,7 +267,7 @@ def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path
 def test_a_run_from_before_run_ids_keeps_its_best_checkpoint_over_several_resumes(tmp_path, monkeypatch):
     import logging
 
-    from reid_dff.engine.checkpoint import save_checkpoint
+    from reid_dff.modeling.checkpoint import save_checkpoint
 
     messages = []
     handler = logging.Handler()
@@ -383,7 +384,7 @@ def test_loss_falls_on_the_stand_in_data(tmp_path):
 
 
 def test_resume_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match=r"--resume was given but .*run.last\.pth does not exist"):
+    with pytest.raises(CheckpointError, match=r"cannot resume: .*run.last\.pth does not exist"):
         StandInTrainer(make_cfg(tmp_path), resume=True)
     StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
 
@@ -415,3 +416,68 @@ def test_a_second_run_in_the_same_process_does_not_write_into_the_first_runs_log
     StandInTrainer(make_cfg(tmp_path, "second", MAX_EPOCHS=1)).train()
     first = open(tmp_path / "first" / "log.txt").read()
     assert first.count("INFO] training ") == 1
+
+
+class ScoreTask(Task):
+    """A third task written only as a strategy: stand-in data and model, a scripted score per evaluation."""
+
+    def __init__(self, cfg, scores):
+        super().__init__(cfg)
+        self.scores = list(scores)
+
+    def build_train_set(self):
+        return StandInSet()
+
+    def build_train_loader(self, train_set, rank, world_size):
+        return StandInLoader(train_set, 0)
+
+    def build_model(self, num_classes, imagenet_init):
+        return StandInModel(num_classes)
+
+    def evaluate(self, model, device):
+        return {"score": self.scores.pop(0)}
+
+    def selection_metric(self, report):
+        return report["score"]
+
+    def selection_record(self, report, epoch):
+        return {"epoch": epoch, "score": report["score"]}
+
+    def describe_evaluation(self, report, epoch, best_metric):
+        return f"epoch {epoch}: score {report['score']}"
+
+    def checkpoint_extras(self, selected):
+        return {"selected": selected}
+
+    def finish_report(self, report, epoch, selected):
+        report["selected"] = selected
+
+    def format_report(self, report):
+        return f"| score | {report['score']} |"
+
+
+def test_a_task_strategy_drives_data_model_selection_and_report_of_the_one_trainer(tmp_path):
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=3)
+    cfg.TEST.EVAL_PERIOD = 1
+    trainer = Trainer(cfg, task=ScoreTask(cfg, [0.2, 0.7, 0.4]))
+    assert trainer.num_classes == NUM_IDS and trainer.class_noun == "classes"
+    report = trainer.train()
+    assert (report["score"], report["selected"]) == (0.4, {"epoch": 2, "score": 0.7})  # last, selected
+    assert report["checkpoint"]["path"] == str(tmp_path / "run" / "last.pth")
+    assert json.load(open(tmp_path / "run" / "results.json"))["selected"] == {"epoch": 2, "score": 0.7}
+    best = load_checkpoint(tmp_path / "run" / "best.pth")
+    assert (best["epoch"], best["best_metric"], best["selected"]) == (2, 0.7, {"epoch": 2, "score": 0.7})
+    assert "epoch 2: score 0.7" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_model_task_names_a_registered_task():
+    assert isinstance(build_task(make_cfg_plain("reid")), ReIDTask)
+    assert isinstance(build_task(make_cfg_plain("classification")), ClassificationTask)
+    with pytest.raises(ConfigError, match="MODEL.TASK must be one of classification, reid, got 'detection'"):
+        build_task(make_cfg_plain("detection"))
+
+
+def make_cfg_plain(task):
+    cfg = get_cfg()
+    cfg.MODEL.TASK = task
+    return cfg

@@ -6,7 +6,8 @@ import pytest
 from synthetic_run import tiny_run_cfg
 
 from reid_dff.data.synthetic import ensure_synthetic_data
-from reid_dff.engine import Trainer, load_checkpoint
+from reid_dff.engine import Trainer
+from reid_dff.modeling.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e  # short training runs on synthetic data
 
@@ -63,7 +64,7 @@ def test_interrupted_and_resumed_run_matches_the_uninterrupted_one(data_root, tm
 def test_model_weights_start_a_new_run_from_a_checkpoint(data_root, tmp_path):
     import torch
 
-    from reid_dff.engine.checkpoint import CheckpointError
+    from reid_dff.modeling.checkpoint import CheckpointError
 
     first = run_cfg(data_root, tmp_path / "first", 0)
     first.SOLVER.MAX_EPOCHS = 1

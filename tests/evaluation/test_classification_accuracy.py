@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from reid_dff.evaluation.classification import (
+from reid_dff.tasks.classification.evaluation import (
     evaluate_classification,
     format_classification_markdown,
     format_leave_one_domain_out_table,

@@ -9,9 +9,9 @@ from tiny_reid import save_tiny_checkpoint, tiny_cfg, write_market_images
 import reid_dff
 from reid_dff.config import ConfigError, setup_cfg
 from reid_dff.data import build_transforms, read_image
-from reid_dff.engine.checkpoint import CheckpointError
 from reid_dff.inference.extractor import FeatureExtractor
 from reid_dff.modeling import WeightsMismatchError, build_model
+from reid_dff.modeling.checkpoint import CheckpointError
 from reid_dff.utils import sha256_file
 
 

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from reid_dff.evaluation.classification import format_leave_one_domain_out_table
+from reid_dff.tasks.classification import format_leave_one_domain_out_table
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -12,7 +12,7 @@ import yaml
 
 from reid_dff.config import ConfigError, get_cfg, setup_cfg
 from reid_dff.data.synthetic import ensure_synthetic_data
-from reid_dff.engine import load_checkpoint
+from reid_dff.modeling.checkpoint import load_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "train_net.py")
@@ -113,8 +113,8 @@ def test_train_resume_and_eval_only_from_the_command_line(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--resume"], r"--resume was given but .*last\.pth does not exist"),
-        (["--eval-only"], "--eval-only needs MODEL.WEIGHTS"),
+        (["--resume"], r"cannot resume: .*last\.pth does not exist"),
+        (["--eval-only"], "needs MODEL.WEIGHTS"),
         (["--eval-only", "MODEL.WEIGHTS", "/nowhere/best.pth"], r"checkpoint not found: /nowhere/best\.pth"),
         (["SOLVER.BASE_LRR", "0.1"], r"unknown config key SOLVER\.BASE_LRR .*did you mean SOLVER\.BASE_LR"),
         (
@@ -165,28 +165,28 @@ def test_a_foreign_synthetic_folder_is_one_clear_line(tmp_path, capsys):
     assert err.startswith("train_net.py: error: ") and "no manifest.json" in err and "Traceback" not in err
 
 
-def test_the_task_picks_the_trainer_and_the_eval_only_function(monkeypatch):
-    from reid_dff.engine import TASK_RUNNERS, ClassificationTrainer, Trainer
+def test_the_task_picks_the_strategy_of_the_one_trainer_and_eval_only(monkeypatch):
+    import reid_dff.cli.train_net as cli
+    from reid_dff.tasks import ClassificationTask, ReIDTask, build_task
 
-    assert TASK_RUNNERS["reid"][0] is Trainer and TASK_RUNNERS["classification"][0] is ClassificationTrainer
+    assert type(build_task(get_cfg())) is ReIDTask
     calls = []
 
     class Recorder:
-        def __init__(self, cfg, resume):
-            calls.append(("train", cfg.MODEL.TASK, resume))
+        def __init__(self, cfg, resume, task):
+            calls.append(("train", cfg.MODEL.TASK, resume, type(task)))
 
         def train(self):
             return "trained"
 
-    monkeypatch.setitem(
-        TASK_RUNNERS, "classification", (Recorder, lambda cfg: calls.append(("eval", cfg.MODEL.TASK)))
-    )
+    monkeypatch.setattr(cli, "Trainer", Recorder)
+    monkeypatch.setattr(cli, "evaluate_checkpoint", lambda cfg: calls.append(("eval", cfg.MODEL.TASK)))
     tool = load_tool()
-    cfg = setup_cfg(None, ["MODEL.TASK", "classification"])
+    cfg = setup_cfg(None, ["MODEL.TASK", "classification", "MODEL.WEIGHTS", "w.pth"])
     assert tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--resume"])) == "trained"
     tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--eval-only"]))
-    assert calls == [("train", "classification", True), ("eval", "classification")]
-    with pytest.raises(ConfigError, match="MODEL.TASK must be one of reid, classification, got 'detection'"):
+    assert calls == [("train", "classification", True, ClassificationTask), ("eval", "classification")]
+    with pytest.raises(ConfigError, match="MODEL.TASK must be one of classification, reid, got 'detection'"):
         tool.run(setup_cfg(None, ["MODEL.TASK", "detection"]), tool.parse_args(["--config-file", "x.yaml"]))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils import git_revision
+from ...utils import git_revision
 
 __all__ = [
     "CLASSIFICATION_SCHEMA",
@@ -80,7 +80,7 @@ def evaluate_classification(
 def _accuracy_of(
     cfg: Any, model: nn.Module, device: torch.device | str, samples: Sequence[Any]
 ) -> dict[str, Any]:
-    from ..data import build_test_loader  # the image pipeline only when evaluating real data
+    from ...data import build_test_loader  # the image pipeline only when evaluating real data
 
     result = evaluate_classification(model, build_test_loader(cfg, samples), device, amp=cfg.SOLVER.AMP)
     result["num_skipped"] = len(samples) - result["num_images"]
@@ -93,7 +93,7 @@ def evaluate_classification_targets(
     """Accuracy on each source's val split and on each target of ``cfg`` (``data``: a prebuilt
     ``ClassificationData``, else built from ``cfg``); the report dict (``config``/``checkpoint`` left None)."""
     if data is None:
-        from ..data.classification import build_classification_data
+        from .data import build_classification_data
 
         data = build_classification_data(cfg)
     source_val = {

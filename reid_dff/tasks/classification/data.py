@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from .build import TrainSet, dataset_options
-from .datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
+from ...data.build import TrainSet, dataset_options
+from ...data.datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
 
 __all__ = ["ClassificationData", "build_classification_data"]
 
