@@ -120,7 +120,8 @@ def check_training_checkpoint(state: Mapping[str, Any], path: str | os.PathLike)
 
 def capture_rng_state() -> dict:
     """torch (CPU and CUDA), numpy and python RNG states as tensors, ints, floats and lists."""
-    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)  # a tuple, not a dict
+    assert isinstance(keys, np.ndarray)
     version, internal, gauss_next = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

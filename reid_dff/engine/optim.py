@@ -29,7 +29,9 @@ _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Lo
 
 def split_decay_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Trainable parameters split into (decayed, exempt): exempt = biases and norm-layer weights."""
-    decay, no_decay, seen = [], [], set()
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if not param.requires_grad or id(param) in seen:  # frozen (BNNeck bias) or shared
@@ -135,7 +137,7 @@ class WarmupScheduleLR(LRScheduler):
             warmup = self.warmup_factor + (1.0 - self.warmup_factor) * it / self.warmup_iters
         return warmup * self.decay(it)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         factor = self.factor(self.last_epoch)  # LRScheduler counts calls to step() in ``last_epoch``
         return [base_lr * factor for base_lr in self.base_lrs]
 

@@ -34,7 +34,10 @@ class ClassificationModel(nn.Module):
             )
         self.backbone = backbone
         self.pooling = pooling
-        self.feat_dim = backbone.out_channels
+        feat_dim = getattr(backbone, "out_channels", None)
+        if not isinstance(feat_dim, int):
+            raise TypeError(f"{type(backbone).__name__} lacks an int out_channels (got {feat_dim!r})")
+        self.feat_dim = feat_dim
         self.num_classes = num_classes
         self.classifier = nn.Linear(self.feat_dim, num_classes, bias=True)
 

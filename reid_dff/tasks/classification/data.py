@@ -9,7 +9,7 @@ shared by all domains (not relabeled per source, unlike ReID identities).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ...data.build import TrainSet, dataset_options
 from ...data.datasets.base import DatasetOptionError, ReIDDataset, Sample, build_dataset, parse_dataset_spec
@@ -27,13 +27,23 @@ class ClassificationData(NamedTuple):
     classes: list[str]
 
 
-def _load_domains(cfg: Any, specs: Sequence[str], key: str) -> dict[str, ReIDDataset]:
+class ClassDomains(ReIDDataset):
+    """What a classification dataset adds to ``ReIDDataset`` (``OfficeHome`` has it): a class list shared
+    by its domains (``pid`` = index into it), a held-out ``val`` split beside ``train``, and ``test``: every
+    image of the domain, for a held-out target."""
+
+    classes: list[str]
+    val: list[Sample]
+    test: list[Sample]
+
+
+def _load_domains(cfg: Any, specs: Sequence[str], key: str) -> dict[str, ClassDomains]:
     if not specs:
         raise DatasetOptionError(f"{key} is empty; name at least one domain, e.g. ['officehome:Art']")
     duplicates = sorted({s for s in specs if list(specs).count(s) > 1})
     if duplicates:
         raise DatasetOptionError(f"{key} lists {duplicates} more than once")
-    datasets = {}
+    datasets: dict[str, ClassDomains] = {}
     for spec in specs:
         name, _ = parse_dataset_spec(spec)
         dataset = build_dataset(spec, cfg.DATASETS.ROOT, **dataset_options(cfg, name))
@@ -42,7 +52,7 @@ def _load_domains(cfg: Any, specs: Sequence[str], key: str) -> dict[str, ReIDDat
                 f"{key} entry {spec!r} is not a classification dataset (no class list); expected a "
                 "domain such as 'officehome:Art'"
             )
-        datasets[spec] = dataset
+        datasets[spec] = cast(ClassDomains, dataset)  # its class list was just checked
     return datasets
 
 
@@ -52,7 +62,7 @@ def _domain_keys(spec: str, dataset: ReIDDataset) -> set[tuple[str, str]]:
     return {(type(dataset).__name__, str(domain)) for domain in domains}
 
 
-def _check_disjoint_domains(sources: dict[str, ReIDDataset], targets: dict[str, ReIDDataset]) -> None:
+def _check_disjoint_domains(sources: dict[str, ClassDomains], targets: dict[str, ClassDomains]) -> None:
     """No domain trained twice, and none both trained on and held out, however the specs spell them."""
     owner: dict[tuple[str, str], str] = {}
     for spec, dataset in sources.items():
