@@ -132,7 +132,7 @@ REMEDIES: dict[str, Remedies] = {
 def main(argv: list[str] | None = None) -> None:
     """Draw masks, activations or ranked lists as PNG files; exits 1 on a user error."""
     args = parse_args(argv)
-    with exit_on_user_error("visualize.py", REMEDIES[args.command]):
+    with exit_on_user_error("visualize.py", REMEDIES.get(args.command)):
         run(args)
 
 
