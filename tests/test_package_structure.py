@@ -195,3 +195,34 @@ def test_no_module_is_over_600_lines():
             lengths[module] = sum(1 for _ in f)
     too_long = {m: n for m, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"modules over {MAX_LINES} lines (split them along their concerns): {too_long}"
+
+
+# The layers of docs/architecture.md, lowest first: a package may import only from packages of a lower
+# layer (and from itself). Packages of one layer do not import each other.
+LAYERS: list[tuple[str, ...]] = [
+    ("errors",),
+    ("utils",),
+    ("config",),
+    ("data", "modeling"),
+    ("evaluation",),
+    ("tasks", "inference"),
+    ("engine", "visualization"),
+    ("experiments",),
+    ("cli",),
+]
+
+
+def test_packages_import_only_lower_layers(graph):
+    rank = {package: level for level, packages in enumerate(LAYERS) for package in packages}
+    top = {m.split(".")[1] for m in graph if m.count(".") >= 1}
+    assert top - {"__init__"} <= set(rank), f"packages missing from LAYERS: {sorted(top - set(rank))}"
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.count(".") >= 1
+        for target in targets
+        if target.count(".") >= 1
+        and target.split(".")[1] != module.split(".")[1]
+        and rank[target.split(".")[1]] >= rank[module.split(".")[1]]
+    )
+    assert not upward, f"imports that do not go down the layers of docs/architecture.md: {upward}"
