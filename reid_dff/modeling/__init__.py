@@ -4,17 +4,20 @@ from .backbones import BACKBONE_REGISTRY, build_backbone
 from .classification import ClassificationModel  # registers MODEL.TASK "classification"
 from .meta_arch import META_ARCH_REGISTRY, ReIDModel, build_model
 from .pretrained import (
+    ArchitectureMismatchError,
     LoadReport,
     WeightsError,
     WeightsMismatchError,
     load_imagenet_pretrained,
     load_model_weights,
+    load_pretrained,
 )
 
 # ``losses`` is deliberately not imported here: the engine imports ``reid_dff.modeling.losses`` directly,
 # so building a model for inference never pulls in training code.
 
 __all__ = [
+    "ArchitectureMismatchError",
     "BACKBONE_REGISTRY",
     "ClassificationModel",
     "META_ARCH_REGISTRY",
@@ -26,4 +29,5 @@ __all__ = [
     "build_model",
     "load_imagenet_pretrained",
     "load_model_weights",
+    "load_pretrained",
 ]

@@ -59,12 +59,13 @@ def official_arch(state: Mapping[str, torch.Tensor], arch: object = None) -> tup
         len({m.group(1) for k in state if (m := re.match(rf"layer{i}\.(\d+)\.", k))}) for i in range(1, 5)
     )
     bottleneck = any(re.match(r"layer\d+\.\d+\.conv3\.", k) for k in state)
-    depth = {
+    depths: dict[tuple[tuple[int, ...], bool], int] = {
         ((2, 2, 2, 2), False): 18,
         ((3, 4, 6, 3), False): 34,
         ((3, 4, 6, 3), True): 50,
         ((3, 4, 23, 3), True): 101,
-    }.get((blocks, bottleneck))
+    }
+    depth = depths.get((blocks, bottleneck))
     local = state.get("layer1.0.conv1.bn_l.weight")
     glob = state.get("layer1.0.conv1.bn_g.weight")
     ratio = 0.0

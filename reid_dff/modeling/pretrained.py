@@ -391,7 +391,8 @@ def describe_backbone(backbone: nn.Module) -> BackboneArch:
     """The architecture of a built backbone (``ResNet`` of any kind; other modules by class name)."""
     if not isinstance(backbone, ResNet):
         return BackboneArch(type(backbone).__name__)
-    shape = (type(backbone.layer1[0]), [len(getattr(backbone, f"layer{i}")) for i in range(1, 5)])
+    layers = [getattr(backbone, f"layer{i}") for i in range(1, 5)]
+    shape = (type(layers[0][0]), [len(layer) for layer in layers])
     depth = next((d for d, (block, layers) in ARCHITECTURES.items() if (block, layers) == shape), None)
     if backbone.ratio == 0:
         return BackboneArch("resnet", depth)
@@ -425,6 +426,7 @@ def arch_from_cfg(cfg_text: object) -> BackboneArch | None:
 
 def _mask_is_half(mask: nn.Module) -> bool:
     """Whether a mask generator outputs exactly 0.5 everywhere, whatever its input (zero-initialized)."""
+    tensors: list[torch.Tensor | None]
     if isinstance(mask, SpatialAttentionMask):
         tensors = [mask.conv.weight, mask.conv.bias]
     elif isinstance(mask, TaskChannelMask | TaskSpatialMask):
@@ -433,14 +435,15 @@ def _mask_is_half(mask: nn.Module) -> bool:
         tensors = [mask.fc2.weight, mask.fc2.bias]
     else:
         return False
-    return all(not bool(t.detach().any()) for t in tensors)
+    return all(t is None or not bool(t.detach().any()) for t in tensors)
 
 
 def cancel_neutral_masks(backbone: nn.Module, report: LoadReport) -> None:
     """Make a DFF backbone that has just received FFC weights compute what the FFC computes.
 
     Each DFF mask starts at exactly 0.5 (its generator is zero-initialized), a uniform scale that the
-    following BatchNorm does not undo in eval mode (nor the running statistics). Each mask multiplies a
+    following BatchNorm does not undo in eval mode: its running statistics come from the file, measured
+    without the mask. Each mask multiplies a
     linear map's input or output -- the Fourier unit's 1x1 conv (spectrum and pixel-input masks, through
     the linear FFT) or the local conv ``l2l`` (``ori_local``) -- so doubling that weight (exact in floating
     point) gives back the FFC's function while the masks keep their initialization. A mask that is not
@@ -453,10 +456,10 @@ def cancel_neutral_masks(backbone: nn.Module, report: LoadReport) -> None:
             if isinstance(module, FourierUnit):
                 masks = [f for f in (module.input_filter, module.spectrum_filter) if f is not None]
                 sites = [(masks, module.conv.weight, f"{prefix}.conv.weight")] if masks else []
-            elif isinstance(module, FFCConv2d) and module.local_filter is not None:
+            elif isinstance(module, FFCConv2d) and module.local_filter is not None and module.l2l is not None:
                 sites = [([module.local_filter], module.l2l.weight, f"{prefix}.l2l.weight")]
             for masks, weight, key in sites:
-                if all(_mask_is_half(f.mask) for f in masks):
+                if all(_mask_is_half(f.get_submodule("mask")) for f in masks):
                     weight.mul_(2.0 ** len(masks))
                     report.rescaled.append(key)
                 else:
@@ -523,7 +526,9 @@ def _load_backbone_exactly(
     backbone.load_state_dict(result, strict=True)
     head = _head_tensors(model, head, report)
     if head:
-        model.classifier.load_state_dict({k[len("classifier.") :]: v for k, v in head.items()})
+        model.get_submodule("classifier").load_state_dict(
+            {k[len("classifier.") :]: v for k, v in head.items()}
+        )
         report.loaded.extend(head)
     if masks_new:
         cancel_neutral_masks(backbone, report)

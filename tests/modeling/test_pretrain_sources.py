@@ -114,6 +114,16 @@ def test_stage1_checkpoint_of_another_architecture_is_a_one_line_error(make_cfg,
     )
 
 
+def test_torchvision_files_still_go_through_slicing(make_cfg, tmp_path):
+    import torchvision
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    report = load_pretrained(build_model(make_cfg("dff_resnet18"), 3), path)
+    assert report.source_format == "torchvision" and report.source_arch == "resnet18"
+    assert report.sliced and "layer2.1.conv1.g2g.conv1.0.weight" in report.new
+
+
 def test_stage1_without_cfg_still_checks_every_key(make_cfg, tmp_path):
     path = tmp_path / "bare.pth"
     source = perturb(build_model(classification_cfg(make_cfg, "dff_resnet18", MASK_KERNEL=3), 4))
