@@ -27,6 +27,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -485,7 +486,7 @@ def _head_tensors(model: nn.Module, head: dict[str, torch.Tensor], report: LoadR
     return {}
 
 
-def _fail(path: str, file_arch: object, target: BackboneArch, detail: str) -> None:
+def _fail(path: str, file_arch: object, target: BackboneArch, detail: str) -> NoReturn:
     raise ArchitectureMismatchError(
         f"{PRETRAIN_WHAT} {path} holds {file_arch} but the model's backbone is {target}: {detail}"
     )
