@@ -3,6 +3,7 @@
 from .backbones import BACKBONE_REGISTRY, build_backbone
 from .classification import ClassificationModel  # registers MODEL.TASK "classification"
 from .meta_arch import META_ARCH_REGISTRY, ReIDModel, build_model
+from .pretrain_sources import ArchitectureMismatchError, load_pretrained
 from .pretrained import (
     LoadReport,
     WeightsError,
@@ -15,6 +16,7 @@ from .pretrained import (
 # so building a model for inference never pulls in training code.
 
 __all__ = [
+    "ArchitectureMismatchError",
     "BACKBONE_REGISTRY",
     "ClassificationModel",
     "META_ARCH_REGISTRY",
@@ -26,4 +28,5 @@ __all__ = [
     "build_model",
     "load_imagenet_pretrained",
     "load_model_weights",
+    "load_pretrained",
 ]

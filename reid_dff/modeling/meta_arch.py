@@ -15,7 +15,7 @@ from torch import nn
 from ..config import CfgNode, ConfigError
 from ..utils.registry import Registry
 from .backbones import build_backbone
-from .pretrained import load_imagenet_pretrained
+from .pretrain_sources import load_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,6 @@ def build_model(cfg: CfgNode, num_classes: int, imagenet_init: bool = True) -> n
     """
     model = META_ARCH_REGISTRY.get(cfg.MODEL.TASK)(cfg, num_classes)
     if cfg.MODEL.PRETRAIN_PATH and imagenet_init:
-        report = load_imagenet_pretrained(model, cfg.MODEL.PRETRAIN_PATH)
-        logger.info("ImageNet initialization from %s: %s", cfg.MODEL.PRETRAIN_PATH, report.summary())
+        report = load_pretrained(model, cfg.MODEL.PRETRAIN_PATH)
+        logger.info("initialization from %s: %s", cfg.MODEL.PRETRAIN_PATH, report.summary())
     return model

@@ -54,13 +54,27 @@ class LoadReport:
     sliced: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    #: keys of the file's classifier head, deliberately not loaded (another task or class count)
+    dropped: list[str] = field(default_factory=list)
+    #: loaded weights scaled by 2 to cancel a DFF mask that starts at exactly 0.5 (so DFF starts equal to FFC)
+    rescaled: list[str] = field(default_factory=list)
+    #: what the file is: "torchvision", "reid-dff" or "official-ffc" ("" for a state dict given directly)
+    source_format: str = ""
+    #: the file's architecture, e.g. "dff_resnet18 (ratio 0.5, filter ins_spatial)"
+    source_arch: str = ""
+    #: anything else the log should say (e.g. a mask that is not neutral, so DFF does not start as FFC)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the log."""
+        head = f"{self.source_format} file of {self.source_arch}: " if self.source_format else ""
         return (
-            f"{len(self.loaded)} tensors loaded, {len(self.sliced)} sliced from ResNet convs, "
+            head + f"{len(self.loaded)} tensors loaded, {len(self.sliced)} sliced from ResNet convs, "
             f"{len(self.new)} newly initialized, {len(self.unused)} unused in the file"
             + (f" ({_preview(self.unused)})" if self.unused else "")
+            + (f", classifier dropped ({_preview(self.dropped)})" if self.dropped else "")
+            + (f", {len(self.rescaled)} scaled by 2 for the 0.5 start of the masks" if self.rescaled else "")
+            + "".join(f"; {note}" for note in self.notes)
         )
 
 
@@ -95,26 +109,24 @@ def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
     return f"the file is corrupt or truncated ({detail})"
 
 
-def read_state_dict(
-    path_or_state: str | os.PathLike | Mapping, what: str = "weights"
-) -> dict[str, torch.Tensor]:
-    """A state dict from a file (``weights_only=True``) or a mapping; unwraps ``"model"``/``"state_dict"``
-    and a DataParallel ``module.`` prefix."""
-    if isinstance(path_or_state, Mapping):
-        source, obj = "<state dict>", path_or_state
-    else:
-        source = os.fspath(path_or_state)
-        if not os.path.isfile(source):
-            raise FileNotFoundError(
-                f"{what} file not found: {source} (expected a local .pth file; nothing is downloaded)"
-            )
-        try:
-            obj = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 -- any failure to read a user's file is reported, not raised as-is
-            raise WeightsError(
-                f"cannot read {what} file {source} with torch.load(weights_only=True): "
-                f"{torch_load_problem(source, e)}; expected a state dict saved with torch.save"
-            ) from e
+def _torch_load(path: str | os.PathLike, what: str) -> object:
+    """``torch.load(path, weights_only=True)`` on CPU; errors name the file and the expected form."""
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(
+            f"{what} file not found: {source} (expected a local .pth file; nothing is downloaded)"
+        )
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- any failure to read a user's file is reported, not raised as-is
+        raise WeightsError(
+            f"cannot read {what} file {source} with torch.load(weights_only=True): "
+            f"{torch_load_problem(source, e)}; expected a state dict saved with torch.save"
+        ) from e
+
+
+def _unwrap_state_dict(obj: object, source: str, what: str) -> dict[str, torch.Tensor]:
+    """The state dict in ``obj`` (under ``"model"``/``"state_dict"`` or bare), ``module.`` stripped."""
     if isinstance(obj, Mapping):
         for wrapper in ("model", "state_dict"):
             if isinstance(obj.get(wrapper), Mapping):
@@ -133,6 +145,16 @@ def read_state_dict(
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def read_state_dict(
+    path_or_state: str | os.PathLike | Mapping, what: str = "weights"
+) -> dict[str, torch.Tensor]:
+    """A state dict from a file (``weights_only=True``) or a mapping; unwraps ``"model"``/``"state_dict"``
+    and a DataParallel ``module.`` prefix."""
+    if isinstance(path_or_state, Mapping):
+        return _unwrap_state_dict(path_or_state, "<state dict>", what)
+    return _unwrap_state_dict(_torch_load(path_or_state, what), os.fspath(path_or_state), what)
 
 
 def _has_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> bool:
@@ -155,14 +177,18 @@ def describe_resnet(state: Mapping[str, torch.Tensor]) -> str:
     return known.get((*blocks, bottleneck), f"an unrecognized network (blocks per layer {blocks})")
 
 
-def load_imagenet_pretrained(model_or_backbone: nn.Module, path: str | os.PathLike) -> LoadReport:
+def load_imagenet_pretrained(
+    model_or_backbone: nn.Module, path: str | os.PathLike | Mapping, name: str | None = None
+) -> LoadReport:
     """Initialize a backbone (or ``model.backbone``) from a local torchvision ResNet state dict file.
 
     Plain ResNets load every tensor by name; FFC/DFF networks take slices of each ResNet conv for their
     l->l, l->g, g->l paths (see the module docstring). Raises ``FileNotFoundError`` / ``WeightsError``
-    for an unreadable file and ``WeightsMismatchError`` for weights of another architecture.
+    for an unreadable file and ``WeightsMismatchError`` for weights of another architecture. ``path`` may
+    also be an already loaded state dict, called ``name`` in messages.
     """
     backbone = getattr(model_or_backbone, "backbone", model_or_backbone)
+    label = name or (os.fspath(path) if not isinstance(path, Mapping) else "<state dict>")
     source = read_state_dict(path, what="ImageNet ResNet weights (MODEL.PRETRAIN_PATH)")
     target = backbone.state_dict()
     result = dict(target)
@@ -232,7 +258,7 @@ def load_imagenet_pretrained(model_or_backbone: nn.Module, path: str | os.PathLi
 
     if problems:
         raise WeightsMismatchError(
-            f"{path} looks like {describe_resnet(source)}, not {type(backbone).__name__} weights "
+            f"{label} looks like {describe_resnet(source)}, not {type(backbone).__name__} weights "
             f"({backbone.out_channels} output channels, MODEL.BACKBONE); {len(problems)} problem(s), "
             f"first: {_preview(problems, 4)}"
         )
