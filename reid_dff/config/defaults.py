@@ -155,6 +155,9 @@ _C.DATALOADER.NUM_INSTANCES = 4
 _C.DATALOADER.NUM_WORKERS = 4
 # "error": a corrupt or unreadable image stops with its path; "skip": it is dropped and counted.
 _C.DATALOADER.ON_BAD_IMAGE = "error"
+# "opencv" (cv2.imdecode) or "torchvision" (torchvision.io, libjpeg-turbo; the fastest per worker in
+# bench/classification_loader.py, used by the ImageNet recipe). Decoders may differ by a level in a few pixels.
+_C.DATALOADER.DECODER = "opencv"
 
 # ---------------------------------------------------------------------------- solver (reid_dff.engine)
 _C.SOLVER = CN()
