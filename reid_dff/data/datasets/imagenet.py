@@ -176,7 +176,8 @@ class ImageNet(ReIDDataset):
                 )
             keyed.append((label, name))
         keyed.sort()
-        return [Sample(os.path.join(val_dir, name), label, 0, 0) for label, name in keyed]
+        prefix = os.path.join(val_dir, "")
+        return [Sample(prefix + name, label, 0, 0) for label, name in keyed]
 
     def _layout_error(self, what: str) -> DatasetLayoutError:
         return DatasetLayoutError(f"{self.name}: {what}.\nExpected layout:\n{self.expected_tree.strip()}")
