@@ -81,6 +81,10 @@ _C.INPUT.SIZE_TEST = [256, 128]
 _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 _C.INPUT.FLIP_PROB = 0.5
+# "resize": every image resized to SIZE_TRAIN / SIZE_TEST (ReID, Office-Home). "imagenet": training takes a
+# RandomResizedCrop of SIZE_TRAIN (scale 0.08-1, ratio 3/4-4/3); evaluation resizes the shorter side to
+# SIZE_TEST / 0.875 (256 for 224) and takes the centre SIZE_TEST crop; PADDING must be 0.
+_C.INPUT.STYLE = "resize"
 # Pad then random-crop back to SIZE_TRAIN; 0 disables.
 _C.INPUT.PADDING = 10
 _C.INPUT.RANDOM_ERASING = CN()
@@ -151,6 +155,9 @@ _C.DATALOADER.NUM_INSTANCES = 4
 _C.DATALOADER.NUM_WORKERS = 4
 # "error": a corrupt or unreadable image stops with its path; "skip": it is dropped and counted.
 _C.DATALOADER.ON_BAD_IMAGE = "error"
+# "opencv" (cv2.imdecode) or "torchvision" (torchvision.io, libjpeg-turbo; the fastest per worker in
+# bench/classification_loader.py, used by the ImageNet recipe). Decoders may differ by a level in a few pixels.
+_C.DATALOADER.DECODER = "opencv"
 
 # ---------------------------------------------------------------------------- solver (reid_dff.engine)
 _C.SOLVER = CN()

@@ -26,7 +26,7 @@ from .datasets.base import (
     build_dataset,
     parse_dataset_spec,
 )
-from .io import BadImageError, read_image
+from .io import DECODERS, IMAGE_READERS, BadImageError, read_image
 from .samplers import SAMPLER_REGISTRY, _StepBatchSampler
 from .transforms import build_transforms
 
@@ -176,7 +176,9 @@ class ReIDImageDataset(Dataset):
     depends on that seed alone -- not on which worker process decodes it or what that worker did before.
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: Any, on_bad_image: str = "error"):
+    def __init__(
+        self, samples: Sequence[Sample], transform: Any, on_bad_image: str = "error", reader: Any = read_image
+    ):
         if on_bad_image not in ON_BAD_IMAGE_CHOICES:
             raise ValueError(
                 f"DATALOADER.ON_BAD_IMAGE must be one of {ON_BAD_IMAGE_CHOICES}, got {on_bad_image!r}"
@@ -184,6 +186,7 @@ class ReIDImageDataset(Dataset):
         self.samples = list(samples)
         self.transform = transform
         self.on_bad_image = on_bad_image
+        self.reader = reader  # path -> RGB uint8 image (IMAGE_READERS[DATALOADER.DECODER])
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -192,7 +195,7 @@ class ReIDImageDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         sample = self.samples[index]
         try:
-            image = read_image(sample.path)
+            image = self.reader(sample.path)
         except BadImageError as e:
             if self.on_bad_image == "error":
                 raise
@@ -305,6 +308,13 @@ def _check_on_bad_image(cfg: Any) -> str:
     return value
 
 
+def _reader(cfg: Any) -> Any:
+    value = cfg.DATALOADER.DECODER
+    if value not in DECODERS:
+        raise DatasetOptionError(f"DATALOADER.DECODER must be one of {DECODERS}, got {value!r}")
+    return IMAGE_READERS[value]
+
+
 def build_train_loader(
     cfg: Any, train_set: TrainSet, rank: int = 0, world_size: int = 1, seed: int | None = None
 ) -> ReIDDataLoader:
@@ -326,7 +336,7 @@ def build_train_loader(
     # augmentations with any number of workers, and after a resume.
     sampler.with_augmentation_seeds = True
     dataset = ReIDImageDataset(
-        train_set.samples, build_transforms(cfg, is_train=True), _check_on_bad_image(cfg)
+        train_set.samples, build_transforms(cfg, is_train=True), _check_on_bad_image(cfg), _reader(cfg)
     )
     generator = torch.Generator()
     # The workers' base seeds (augmentations themselves are seeded per image, see above).
@@ -346,7 +356,9 @@ def build_train_loader(
 
 def build_test_loader(cfg: Any, samples: Sequence[Sample]) -> ReIDDataLoader:
     """Loader over ``samples`` in their order with the test transforms (``TEST.IMS_PER_BATCH``)."""
-    dataset = ReIDImageDataset(samples, build_transforms(cfg, is_train=False), _check_on_bad_image(cfg))
+    dataset = ReIDImageDataset(
+        samples, build_transforms(cfg, is_train=False), _check_on_bad_image(cfg), _reader(cfg)
+    )
     return ReIDDataLoader(
         dataset,
         batch_size=cfg.TEST.IMS_PER_BATCH,

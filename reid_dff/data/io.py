@@ -1,4 +1,9 @@
-"""Image decoding with OpenCV: one function, one specific error for unreadable or corrupt files."""
+"""Image decoding: OpenCV (``read_image``, the default) or torchvision.io (``read_image_tensor``), one error.
+
+``DATALOADER.DECODER`` picks the loaders' reader from ``IMAGE_READERS``. ``bench/classification_loader.py``
+measured torchvision.io's libjpeg-turbo decoder the fastest per worker on ImageNet-sized JPEGs, so the
+ImageNet recipe uses it; ReID keeps OpenCV (the decoders may differ by a level in a few pixels).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ import os
 
 import cv2
 import numpy as np
+import torch
 
 from ..errors import ReidDffError
 
-__all__ = ["BadImageError", "read_image"]
+__all__ = ["DECODERS", "IMAGE_READERS", "BadImageError", "read_image", "read_image_tensor"]
 
 _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
+_PNG_START = b"\x89PNG\r\n\x1a\n"
 
 
 _BAD_IMAGE_ADVICE = (
@@ -56,9 +63,8 @@ def _rebuild_bad_image_error(path: str | None, reason: str | None, text: str) ->
     return error
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to ``(H, W, 3)`` uint8 RGB; raises ``BadImageError`` naming the file."""
-    path = os.fspath(path)
+def _read_bytes(path: str) -> np.ndarray:
+    """The file's bytes as a writable uint8 array; ``BadImageError`` if unreadable, empty or a truncated JPEG."""
     try:
         # np.fromfile + imdecode instead of cv2.imread: works for any path (non-ASCII on Windows) and
         # distinguishes "cannot open" from "cannot decode".
@@ -72,7 +78,37 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     # without its end-of-image marker is truncated, so call it corrupt instead of training on it.
     if raw.startswith(_JPEG_START) and raw.rfind(_JPEG_END) < 2:
         raise BadImageError(path, "truncated JPEG (no end-of-image marker)")
+    return data
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to ``(H, W, 3)`` uint8 RGB; raises ``BadImageError`` naming the file."""
+    path = os.fspath(path)
+    data = _read_bytes(path)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise BadImageError(path, "cannot decode image")
     return np.ascontiguousarray(image[:, :, ::-1])  # OpenCV decodes to BGR
+
+
+def read_image_tensor(path: str | os.PathLike) -> torch.Tensor:
+    """Decode an image file to a ``(3, H, W)`` uint8 RGB tensor with torchvision.io (JPEG, PNG); other types
+    go through ``read_image``. Raises ``BadImageError`` naming the file, as ``read_image`` does."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    path = os.fspath(path)
+    data = _read_bytes(path)
+    if not (data[:2].tobytes() == _JPEG_START or data[:8].tobytes() == _PNG_START):
+        return torch.from_numpy(read_image(path)).permute(2, 0, 1).contiguous()
+    try:
+        image = decode_image(torch.from_numpy(data), mode=ImageReadMode.RGB)
+    except RuntimeError as e:
+        raise BadImageError(path, f"cannot decode image ({str(e).splitlines()[0]})") from None
+    if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] == 0 or image.shape[2] == 0:
+        raise BadImageError(path, "cannot decode image")
+    return image.contiguous()  # a no-op for JPEG; torchvision's PNG decoder returns a strided view
+
+
+# DATALOADER.DECODER -> reader; both give RGB uint8 images the transforms accept.
+IMAGE_READERS = {"opencv": read_image, "torchvision": read_image_tensor}
+DECODERS = tuple(IMAGE_READERS)

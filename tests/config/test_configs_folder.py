@@ -103,7 +103,8 @@ def test_every_runnable_config_resolves_and_its_batch_fits_its_sampler(rel):
     from reid_dff.data.samplers import SAMPLER_REGISTRY
 
     cfg = setup_cfg(os.path.join(CONFIGS, rel))
-    assert cfg.is_frozen() and cfg.DATASETS.SOURCES and cfg.DATASETS.TARGETS
+    # ImageNet evaluates on its own val split: no held-out target.
+    assert cfg.is_frozen() and cfg.DATASETS.SOURCES and (cfg.DATASETS.TARGETS or rel.startswith("imagenet/"))
     assert not set(cfg.DATASETS.SOURCES) & set(cfg.DATASETS.TARGETS), rel
     for spec in cfg.DATASETS.SOURCES + cfg.DATASETS.TARGETS:
         parse_dataset_spec(spec)
@@ -184,6 +185,38 @@ def test_an_officehome_task_is_named_by_its_target(rel):
     assert cfg.MODEL.TASK == "classification" and len(cfg.DATASETS.SOURCES) == 3
 
 
+IMAGENET_MODELS = {"resnet18", "resnet50", "ffc_resnet50", "dff_resnet18", "dff_resnet50"}
+
+
+def test_the_imagenet_recipes_are_one_per_model_with_the_standard_resnet_recipe():
+    runnable = {p for p in RUNNABLE if p.startswith("imagenet/")}
+    assert runnable == {f"imagenet/{m}.yaml" for m in IMAGENET_MODELS}
+    schedules = set()
+    for rel in sorted(runnable):
+        model = rel[len("imagenet/") : -len(".yaml")]
+        assert bases_of(rel) == [
+            f"models/{model}_stage1.yaml",
+            "protocols/imagenet.yaml",
+            "schedules/imagenet_90ep.yaml",
+        ]
+        cfg = setup_cfg(os.path.join(CONFIGS, rel))
+        assert cfg.MODEL.BACKBONE == model and cfg.MODEL.LAST_STRIDE == 2 and cfg.MODEL.HEAD.NECK == "none"
+        assert cfg.MODEL.LOSSES.NAMES == ["cross_entropy"] and cfg.MODEL.LOSSES.CE.EPSILON == 0.1
+        assert (cfg.DATASETS.SOURCES, cfg.DATASETS.TARGETS) == (["imagenet"], [])
+        solver = cfg.SOLVER
+        assert (solver.OPTIMIZER, solver.MOMENTUM, solver.WEIGHT_DECAY, solver.NO_DECAY_NORM_BIAS) == (
+            "SGD",
+            0.9,
+            1e-4,
+            True,
+        )
+        assert solver.BASE_LR * 256 / solver.IMS_PER_BATCH == pytest.approx(0.1)  # 0.1 per 256 images
+        assert (solver.MAX_EPOCHS, solver.WARMUP_EPOCHS, solver.SCHEDULER) == (90, 5, "cosine")
+        assert cfg.INPUT.STYLE == "imagenet" and cfg.INPUT.SIZE_TRAIN == cfg.INPUT.SIZE_TEST == [224, 224]
+        schedules.add((str(cfg.SOLVER), str(cfg.INPUT), str(cfg.DATALOADER)))
+    assert len(schedules) == 1  # the models differ, the recipe does not
+
+
 def test_the_documented_configs_exist():
     expected = {
         "ms_cs_c3_to_ma.yaml",  # the README's and the guide's command
@@ -196,6 +229,7 @@ def test_the_documented_configs_exist():
                                           "task_channel", "task_spatial", "ins_channel", "ins_spatial")),
         *(f"officehome/{p}_{d}.yaml" for p in ("officehome", "synthetic_officehome")
           for d in ("art", "clipart", "product", "real_world")),
+        *(f"imagenet/{m}.yaml" for m in IMAGENET_MODELS),
     }  # fmt: skip
     assert expected <= set(RUNNABLE)
 

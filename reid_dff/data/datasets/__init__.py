@@ -1,12 +1,14 @@
 """Dataset parsers, one small class per dataset, registered by name in ``DATASET_REGISTRY``."""
 
 from . import (  # noqa: F401  (each module registers its dataset)
+    class_folder,
     cuhk02,
     cuhk03,
     cuhksysu,
     grid,
     ilids,
     image_folder,
+    imagenet,
     market1501,
     msmt17,
     officehome,

@@ -23,7 +23,9 @@ class DatasetInspection(NamedTuple):
 
 
 def _default_specs(root: str) -> list[str]:
-    specs = [name for name in DATASET_REGISTRY.names() if name not in ("synthetic", "image_folder")]
+    specs = [
+        name for name in DATASET_REGISTRY.names() if name not in ("synthetic", "image_folder", "class_folder")
+    ]
     synthetic_dir = os.path.join(root, "synthetic")
     if os.path.isdir(synthetic_dir):
         domains = sorted(
