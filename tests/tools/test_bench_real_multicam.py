@@ -194,8 +194,8 @@ def test_the_table_holds_each_runs_last_epoch_metrics_and_mask_summary(tmp_path,
     monkeypatch.chdir(REPO)  # the bench works from the repository; the working directory comes back after
     bench = load_bench()
     archive, out = make_fake_archive(tmp_path), tmp_path / "out"
-    argv = ["--archive", str(archive), "--out", str(out), "--seeds", "0", "1", "--epochs", "1",
-            "--iters", "1", "--rows", "base", "dff_literal", "dff_default", *tiny(tmp_path)]  # fmt: skip
+    argv = ["--rows", "base", "dff_literal", "dff_default", "--seeds", "0", "1", "--archive", str(archive),
+            "--out", str(out), "--epochs", "1", "--iters", "1", *tiny(tmp_path)]  # fmt: skip
     summary = bench.main(argv)
     printed = capsys.readouterr().out
     assert (out / "data" / "real_multicam" / bench.MARKER).is_file()  # default scratch: OUT/data
@@ -236,8 +236,9 @@ def test_the_table_holds_each_runs_last_epoch_metrics_and_mask_summary(tmp_path,
 def test_one_tiny_run_on_the_real_archive(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     bench = load_bench()
-    argv = ["--archive", str(REAL_ARCHIVE), "--out", str(tmp_path / "out"), "--seeds", "0", "--epochs", "1",
-            "--iters", "2", "--rows", "dff_default", *tiny(tmp_path), "TEST.MASK_STATS_MAX_IMAGES", "128"]  # fmt: skip
+    argv = ["--rows", "dff_default", "--seeds", "0", "--archive", str(REAL_ARCHIVE), "--out",
+            str(tmp_path / "out"), "--epochs", "1", "--iters", "2", *tiny(tmp_path),
+            "TEST.MASK_STATS_MAX_IMAGES", "128"]  # fmt: skip
     summary = bench.main(argv)
     (row,) = summary["rows"]
     assert len(row["mAP"]) == 1 and 0.0 < row["mAP"][0] <= 1.0
