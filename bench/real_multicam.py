@@ -58,6 +58,11 @@ EXPECTED_FOLDERS = (
     "caviar4reid/query",
     "caviar4reid/bounding_box_test",
 )
+# What the table header says of the protocol's target (README.md beside the archive).
+TARGET_NOTES = {
+    "image_folder:real_multicam/caviar4reid": "unseen; query camera 1, gallery camera 2 with 22 one-camera "
+    "distractor identities"
+}
 MARKER = ".unpacked.json"  # in TOP: the archive's SHA-256 and file count, written last
 
 
@@ -305,8 +310,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     size = cfg.INPUT.SIZE_TRAIN
     lines = [
-        f"Target {target.split('/')[-1]} (query camera 1, gallery camera 2 with 22 distractor identities; "
-        f"unseen), sources {', '.join(s.split('/')[-1] for s in cfg.DATASETS.SOURCES)}; "
+        f"Target {target.split('/')[-1]} ({TARGET_NOTES.get(target, 'unseen')}), "
+        f"sources {', '.join(s.split('/')[-1] for s in cfg.DATASETS.SOURCES)}; "
         f"{size[0]}x{size[1]}, {cfg.SOLVER.MAX_EPOCHS} epochs x {cfg.SOLVER.ITERS_PER_EPOCH} iterations. "
         "Model: the last epoch's weights, evaluated once on the target (nothing is selected on it). "
         f"mAP / R1 in percent, mean ± std over seeds {', '.join(map(str, args.seeds))}; mask diagnostics "
