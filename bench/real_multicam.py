@@ -1,0 +1,351 @@
+#!/usr/bin/env python
+"""The real multi-camera benchmark: Base / SBase / DFF (ResNet-18 family) on real pedestrian crops, on CPU.
+
+    python bench/real_multicam.py                          # every row x seeds 0 1 2 (hours on a CPU)
+    python bench/real_multicam.py --rows base dff_default --seeds 0 --epochs 1 --iters 5   # a smoke run
+
+The data is ``real_multicam.tar.gz`` (default ``$REID_DFF_SHARED/data/``, else ``<repo>/../shared/data/``;
+``--archive`` names another): real crops of four public sets as sources (3DPeS, TownCentre, SARC3D,
+PKU-Reid) and CAVIAR4REID as the unseen target (query camera 1, gallery camera 2 plus 22 one-camera
+distractor identities). Research use only: it is unpacked to a scratch folder (``--scratch``, default
+``OUT/data``), never into the repository. Unpacking refuses any member that is not a plain file or
+folder under ``real_multicam/`` (absolute paths, ``..``, links) and records the archive's SHA-256, so a
+complete earlier unpacking of the same archive is reused.
+
+Each cell is one training run of ``configs/bench/real_multicam.yaml`` with the row's overrides, ``SEED``
+and ``DATASETS.ROOT <scratch>`` into ``OUT/<row>/seed<SEED>``, run in this process by the library's sweep
+(cached by config hash; ``--rerun`` retrains). ``TEST.MASK_STATS True`` makes each run write the mask
+diagnostics of its DFF masks (``mask_stats.json``, over source images); their summary (mean over the
+Fourier units) stands beside mAP / R1.
+
+Selection: the table reports the **last epoch's** weights, evaluated once on the target (the schedule's
+``TEST.EVAL_PERIOD 0``); nothing is picked on CAVIAR4REID (the trainer's ``best.pth``, which is picked on
+target mAP, is never read). Writes ``OUT/table.md`` and ``OUT/table.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from reid_dff.errors import ReidDffError  # noqa: E402
+from reid_dff.experiments import Run, config_hash, format_mean_std, mean_std, run_sweep  # noqa: E402
+from reid_dff.utils import atomic_write_json, atomic_write_text, sha256_file  # noqa: E402
+
+CONFIG = "configs/bench/real_multicam.yaml"  # relative to REPO
+ARCHIVE_NAME = "real_multicam.tar.gz"
+TOP = "real_multicam"  # the archive's one top-level folder; DATASETS.ROOT holds it
+# The folders the protocol (configs/protocols/real_multicam.yaml) reads, relative to TOP.
+EXPECTED_FOLDERS = (
+    "3dpes/bounding_box_train",
+    "towncentre/bounding_box_train",
+    "sarc3d/bounding_box_train",
+    "pku/bounding_box_train",
+    "caviar4reid/query",
+    "caviar4reid/bounding_box_test",
+)
+# What the table header says of the protocol's target (README.md beside the archive).
+TARGET_NOTES = {
+    "image_folder:real_multicam/caviar4reid": "unseen; query camera 1, gallery camera 2 with 22 one-camera "
+    "distractor identities"
+}
+MARKER = ".unpacked.json"  # in TOP: the archive's SHA-256 and file count, written last
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a key (its run folder), a label and the overrides on top of CONFIG."""
+
+    key: str
+    label: str
+    overrides: tuple[str, ...] = ()
+
+
+# The rows, in table order. "dff_literal" pins the paper's literal reading key by key; "dff_default" is
+# the package's default config (CONFIG with nothing overridden). Today the two resolve to the same
+# config, and the second reuses the first's runs; when the default changes, edit nothing here.
+ROWS = (
+    Row("base", "Base (ResNet-18)", ("MODEL.BACKBONE", "resnet18")),
+    Row("sbase", "SBase (FFC-ResNet-18)", ("MODEL.BACKBONE", "ffc_resnet18")),
+    Row(
+        "dff_literal",
+        "DFF, the paper's literal reading (DFF-ResNet-18)",
+        (
+            "MODEL.BACKBONE",
+            "dff_resnet18",
+            "MODEL.DFF.FILTER",
+            "ins_spatial",
+            "MODEL.DFF.MASK_INPUT",
+            "re_im",
+            "MODEL.DFF.MASK_LAYOUT",
+            "rfft",
+            "MODEL.DFF.MASK_INIT",
+            "zeros",
+        ),
+    ),  # fmt: skip
+    Row("dff_default", "DFF, the default config (DFF-ResNet-18)", ()),
+)
+ROWS_BY_KEY = {row.key: row for row in ROWS}
+MASK_SUMMARY = ("mean", "instance_spread", "frequency_spread", "domain_difference")
+
+
+class BenchmarkDataError(ReidDffError):
+    """The benchmark's archive is absent, unsafe or incomplete."""
+
+
+# -- the data ------------------------------------------------------------------------------------------
+def default_archive() -> str:
+    """``$REID_DFF_SHARED/data/real_multicam.tar.gz``, else ``<repo>/../shared/data/real_multicam.tar.gz``."""
+    shared = os.environ.get("REID_DFF_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+    return os.path.join(shared, "data", ARCHIVE_NAME)
+
+
+def check_members(archive: str, members: Sequence[tarfile.TarInfo]) -> None:
+    """Refuse a member that could write outside ``TOP``: an absolute name, ``..``, anything but a plain
+    file or folder (links, devices), or a name outside ``TOP/``."""
+    for member in members:
+        parts = PurePosixPath(member.name.replace("\\", "/")).parts
+        unsafe = (
+            member.name.startswith(("/", "\\"))
+            or ".." in parts
+            or not parts
+            or parts[0] != TOP
+            or not (member.isfile() or member.isdir())
+        )
+        if unsafe:
+            kind = "file" if member.isfile() else "folder" if member.isdir() else "link or special file"
+            raise BenchmarkDataError(
+                f"{archive}: refusing member {member.name!r} ({kind}); every member must be a plain "
+                f"file or folder under {TOP}/"
+            )
+
+
+def count_files(folder: str) -> int:
+    """Regular files under ``folder``, the marker excepted."""
+    return sum(len([f for f in files if f != MARKER]) for _, _, files in os.walk(folder))
+
+
+def unpacked_root(archive: str, scratch: str) -> str | None:
+    """``scratch`` when it holds a complete unpacking of ``archive`` (its marker's SHA-256 and file
+    count match), else None."""
+    marker = os.path.join(scratch, TOP, MARKER)
+    try:
+        with open(marker, encoding="utf-8") as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or recorded.get("sha256") != sha256_file(archive):
+        return None
+    if recorded.get("files") != count_files(os.path.join(scratch, TOP)):
+        return None
+    return scratch
+
+
+def unpack(archive: str, scratch: str) -> str:
+    """Unpack ``archive`` into ``scratch/real_multicam`` (reused when complete); returns ``scratch``, the
+    ``DATASETS.ROOT`` of the runs."""
+    if not os.path.isfile(archive):
+        raise BenchmarkDataError(
+            f"benchmark data not found: {archive} (real_multicam.tar.gz; set REID_DFF_SHARED to the "
+            "folder holding data/ or name the file)"
+        )
+    if unpacked_root(archive, scratch):
+        return scratch
+    os.makedirs(scratch, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".unpacking-", dir=scratch)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            check_members(archive, members)
+            tar.extractall(staging, members=members, filter="data")
+        tree = os.path.join(staging, TOP)
+        missing = [f for f in EXPECTED_FOLDERS if not os.path.isdir(os.path.join(tree, f))]
+        if missing:
+            raise BenchmarkDataError(f"{archive} lacks {', '.join(f'{TOP}/{m}' for m in missing)}")
+        digest = {"archive": os.path.abspath(archive), "sha256": sha256_file(archive)}
+        atomic_write_json(os.path.join(tree, MARKER), {**digest, "files": count_files(tree)})
+        final = os.path.join(scratch, TOP)
+        if os.path.isdir(final):
+            shutil.rmtree(final)  # an incomplete or older unpacking: the scratch folder is ours
+        os.replace(tree, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return scratch
+
+
+# -- the runs ------------------------------------------------------------------------------------------
+def build_runs(rows: Sequence[Row], seeds: Sequence[int], opts: Sequence[str]) -> list[Run]:
+    """One run per row and seed, into ``<row key>/seed<seed>``; ``opts`` (data root, smoke-run settings,
+    extra overrides) go before the row's own overrides, so a row's choice is never overridden by them."""
+    return [
+        Run(f"{row.key}/seed{seed}", CONFIG, (*opts, *row.overrides), seed, row=row.key)
+        for row in rows
+        for seed in seeds
+    ]
+
+
+def deduplicate(runs: Sequence[Run], root: str) -> tuple[list[Run], dict[str, str]]:
+    """Drop the rows whose every run resolves to the config of an earlier row's run of the same seed
+    (e.g. the default DFF while it equals the literal one): ``(runs to train, {row: row it reuses})``."""
+    hashes: dict[str, dict[int | None, str]] = {}
+    for run in runs:  # the hash leaves out OUTPUT_DIR, the only key a run's folder changes
+        hashes.setdefault(run.row, {})[run.seed] = config_hash(run.resolve(root))
+    aliases: dict[str, str] = {}
+    for row, per_seed in hashes.items():
+        for earlier, earlier_seeds in hashes.items():
+            if earlier == row:
+                break
+            if earlier not in aliases and earlier_seeds == per_seed:
+                aliases[row] = earlier
+                break
+    return [run for run in runs if run.row not in aliases], aliases
+
+
+def last_epoch_metrics(report: Mapping[str, Any], target: str) -> dict[str, float]:
+    """mAP and R1 of ``target`` in a run's results.json: the final evaluation, of the last epoch's weights
+    (``last.pth``; checked, so a report of ``best.pth`` -- picked on the target -- is never tabled)."""
+    checkpoint = (report.get("checkpoint") or {}).get("path", "")
+    if os.path.basename(checkpoint) != "last.pth":
+        raise BenchmarkDataError(
+            f"a run's results.json evaluates {checkpoint!r}, not the last epoch's last.pth"
+        )
+    values = report["targets"][target]["mean"]
+    return {"mAP": float(values["mAP"]), "R1": float(values["R1"])}
+
+
+def read_mask_summary(output_dir: str) -> dict[str, float | None] | None:
+    """The summary of ``output_dir/mask_stats.json`` (None: the model has no masks)."""
+    path = os.path.join(output_dir, "mask_stats.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        summary = json.load(f)["summary"]
+    return {key: summary.get(key) for key in MASK_SUMMARY}
+
+
+def format_spread(values: Sequence[float | None]) -> str:
+    """Mask statistics over seeds: ``0.0123 ± 0.0004`` (4 decimals; masks live in [0, 1]); ``-`` if none."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    mean, std = mean_std(present)
+    return f"{mean:.4f} ± {std:.4f}" if len(present) > 1 else f"{mean:.4f}"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--archive", default=None, help="real_multicam.tar.gz (default: see above)")
+    parser.add_argument("--scratch", default=None, help="where to unpack it (default OUT/data)")
+    parser.add_argument("--out", default="output/real_multicam", help="folder of the runs and the table")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rows", nargs="+", default=[r.key for r in ROWS], choices=list(ROWS_BY_KEY))
+    parser.add_argument("--epochs", type=int, default=None, help="SOLVER.MAX_EPOCHS (smoke runs)")
+    parser.add_argument("--iters", type=int, default=None, help="SOLVER.ITERS_PER_EPOCH (smoke runs)")
+    parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE overrides for every run")
+    args = parser.parse_args(argv)
+    flags = [o for o in args.opts if o.startswith("--")]
+    if flags:  # it would otherwise be read as a config key
+        parser.error(f"flags go before the KEY VALUE overrides; {flags[0]} follows them")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    os.chdir(REPO)  # relative paths (OUT, the scratch folder, configs) are relative to the repository
+    archive = args.archive or default_archive()
+    scratch = args.scratch or os.path.join(args.out, "data")
+    try:
+        data_root = unpack(archive, scratch)
+    except BenchmarkDataError as e:
+        sys.exit(f"real_multicam: error: {e}")
+    opts = ["DATASETS.ROOT", data_root]
+    if args.epochs is not None:
+        opts += ["SOLVER.MAX_EPOCHS", str(args.epochs)]
+    if args.iters is not None:
+        opts += ["SOLVER.ITERS_PER_EPOCH", str(args.iters)]
+    opts += list(args.opts)
+    rows = [ROWS_BY_KEY[key] for key in args.rows]
+
+    def command(run: Run) -> str:  # the train_net.py command line of one run
+        return shlex.join(["python", "tools/train_net.py", "--config-file", CONFIG, *run.options(args.out)])
+
+    runs, aliases = deduplicate(build_runs(rows, args.seeds, opts), args.out)
+    results = run_sweep(
+        runs, args.out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True)
+    )
+    cfg = runs[0].resolve(args.out)
+    (target,) = cfg.DATASETS.TARGETS
+    by_row = {row.key: [r for r in results if r.run.row == aliases.get(row.key, row.key)] for row in rows}
+
+    table_rows = []
+    for row in rows:
+        row_results = by_row[row.key]
+        metrics = [last_epoch_metrics(r.report, target) for r in row_results]
+        masks = [read_mask_summary(r.output_dir) for r in row_results]
+        table_rows.append({
+            "row": row.key, "label": row.label, "overrides": list(row.overrides),
+            "same_runs_as": aliases.get(row.key), "seeds": [r.run.seed for r in row_results],
+            "mAP": [m["mAP"] for m in metrics], "R1": [m["R1"] for m in metrics],
+            "mask": {k: [None if m is None else m[k] for m in masks] for k in MASK_SUMMARY},
+            "run_dirs": [r.output_dir for r in row_results],
+            "wall_seconds": [r.seconds for r in row_results if r.seconds is not None],
+        })  # fmt: skip
+
+    size = cfg.INPUT.SIZE_TRAIN
+    lines = [
+        f"Target {target.split('/')[-1]} ({TARGET_NOTES.get(target, 'unseen')}), "
+        f"sources {', '.join(s.split('/')[-1] for s in cfg.DATASETS.SOURCES)}; "
+        f"{size[0]}x{size[1]}, {cfg.SOLVER.MAX_EPOCHS} epochs x {cfg.SOLVER.ITERS_PER_EPOCH} iterations. "
+        "Model: the last epoch's weights, evaluated once on the target (nothing is selected on it). "
+        f"mAP / R1 in percent, mean ± std over seeds {', '.join(map(str, args.seeds))}; mask diagnostics "
+        "(mask_stats.json over source images, mean over Fourier units) beside them.",
+        "",
+        "| model | mAP | R1 | mask mean | instance spread | frequency spread | domain difference "
+        "| wall time per run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in table_rows:
+        if entry["same_runs_as"]:
+            wall = f"(runs of {entry['same_runs_as']}: same config)"
+        elif entry["wall_seconds"]:
+            wall = f"{statistics.fmean(entry['wall_seconds']) / 60:.1f} min"
+        else:
+            wall = "(reused)"
+        masks = " | ".join(format_spread(entry["mask"][k]) for k in MASK_SUMMARY)
+        lines.append(
+            f"| {entry['label']} | {format_mean_std(entry['mAP'])} | {format_mean_std(entry['R1'])} | "
+            f"{masks} | {wall} |"
+        )
+    table = "\n".join(lines)
+    commands = "\n".join(command(r.run) for r in results)
+    atomic_write_text(os.path.join(args.out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
+    summary = {
+        "target": target,
+        "selection": "last epoch; the target is evaluated once, after training",
+        "archive_sha256": sha256_file(archive),
+        "rows": table_rows,
+    }
+    atomic_write_json(os.path.join(args.out, "table.json"), summary)
+    print(table)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
