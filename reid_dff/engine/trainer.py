@@ -40,9 +40,15 @@ from .checkpoint import (
 )
 from .launch import any_rank_true, get_rank, get_world_size, local_device, synchronize
 from .optim import build_optimizer, build_scheduler
-
-LAST_CHECKPOINT = "last.pth"
-BEST_CHECKPOINT = "best.pth"
+from .run_folder import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    RunExistsError,
+    existing_run_files,
+    remove_earlier_run,
+    remove_stale_temp_files,
+    run_exists_message,
+)
 
 
 class NonFiniteLossError(ReidDffError, FloatingPointError):
@@ -70,10 +76,13 @@ def detach_log_file(logger: logging.Logger, output_dir: str) -> None:
 class Trainer:
     """One configured training run on this process's rank (see :func:`reid_dff.engine.launch`).
 
-    ``task``: the strategy of ``cfg.MODEL.TASK`` (default: built from the config).
+    ``task``: the strategy of ``cfg.MODEL.TASK`` (default: built from the config). A new run (not
+    ``resume``) in an ``OUTPUT_DIR`` that holds a run's checkpoints raises ``RunExistsError`` before
+    writing anything, unless ``overwrite``: then that run's checkpoints and results are removed once this
+    run is set up.
     """
 
-    def __init__(self, cfg, resume: bool = False, task: Task | None = None):
+    def __init__(self, cfg, resume: bool = False, task: Task | None = None, overwrite: bool = False):
         self.cfg = cfg
         self.task = task if task is not None else build_task(cfg)
         self.rank, self.world_size = get_rank(), get_world_size()
@@ -81,9 +90,17 @@ class Trainer:
         self.device = local_device(cfg)
         self.output_dir = cfg.OUTPUT_DIR
         self.resume = resume
+        self.overwrite = overwrite and not resume
+        existing = existing_run_files(self.output_dir) if self.is_main and not resume else []
+        if any_rank_true(bool(existing) and not overwrite, self.device):  # before anything is written
+            raise RunExistsError(run_exists_message(self.output_dir, existing))
         if self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
         self.logger = setup_logger(self.output_dir, rank=self.rank)
+        if self.is_main:
+            removed = remove_stale_temp_files(self.output_dir)
+            if removed:
+                self.logger.info("removed temp files an interrupted save left: %s", ", ".join(removed))
         self.check_config()  # what would otherwise fail only at the first evaluation
         # Every rank draws different augmentations; DDP broadcasts rank 0's initial weights.
         seed_everything(cfg.SEED + self.rank)
@@ -133,13 +150,12 @@ class Trainer:
         self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA
         if resume:
             self.resume_from(os.path.join(self.output_dir, LAST_CHECKPOINT))
-        elif self.is_main and os.path.exists(os.path.join(self.output_dir, LAST_CHECKPOINT)):
-            self.logger.warning(
-                "%s already holds %s from an earlier run; this new run will overwrite it (pass --resume "
-                "to continue that run instead)",
-                self.output_dir,
-                LAST_CHECKPOINT,
-            )
+        elif self.is_main and self.overwrite:
+            removed = remove_earlier_run(self.output_dir)
+            if removed:
+                self.logger.warning(
+                    "replaced the earlier run in %s: removed its %s", self.output_dir, removed
+                )
         if self.is_main:  # only once the run is set up: a refused --resume keeps the run's config.yaml
             save_cfg(cfg, self.output_dir)
         self._loader_states = self.gather_loader_states()
