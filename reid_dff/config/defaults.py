@@ -151,6 +151,9 @@ _C.DATALOADER.NUM_INSTANCES = 4
 _C.DATALOADER.NUM_WORKERS = 4
 # "error": a corrupt or unreadable image stops with its path; "skip": it is dropped and counted.
 _C.DATALOADER.ON_BAD_IMAGE = "error"
+# Before training, check every training and evaluation image: "header" (PIL reads each header; a JPEG must
+# end in its end-of-image marker), "full" (decode each image as training does) or "none".
+_C.DATALOADER.CHECK_IMAGES = "header"
 
 # ---------------------------------------------------------------------------- solver (reid_dff.engine)
 _C.SOLVER = CN()

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, save_cfg
+from ..data.image_check import image_list, removed_images_message
 from ..errors import ReidDffError
 from ..modeling.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 from ..modeling.losses import build_losses
@@ -106,7 +107,7 @@ class Trainer:
         seed_everything(cfg.SEED + self.rank)
 
         self.prepare_data()
-        self.train_set = self.build_train_set()
+        self.train_set = self.check_images(self.build_train_set())
         self.num_classes = int(self.train_set.num_classes)
         self.train_loader = self.build_train_loader(self.train_set)
         check_resumable_loader(self.train_loader)
@@ -175,6 +176,20 @@ class Trainer:
         """The training set (``.samples``, ``.num_classes``)."""
         return self.task.build_train_set()
 
+    def check_images(self, train_set):
+        """Check the run's image files up front (``DATALOADER.CHECK_IMAGES``, on rank 0): raise
+        ``BadImagesError`` naming the bad ones, or (``ON_BAD_IMAGE skip``) return ``train_set`` without them."""
+        from ..data.image_check import apply_bad_images, check_settings, find_run_bad_images
+
+        check_settings(self.cfg)  # on every rank, before rank 0 checks the files
+        found = [
+            find_run_bad_images(self.cfg, train_set, self.task.evaluation_samples) if self.is_main else None
+        ]
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.broadcast_object_list(found, src=0)  # every rank drops the same files
+        assert found[0] is not None
+        return apply_bad_images(self.cfg, train_set, *found[0])
+
     def build_train_loader(self, train_set):
         """This rank's training loader over an infinite, resumable sampler."""
         return self.task.build_train_loader(train_set, rank=self.rank, world_size=self.world_size)
@@ -218,6 +233,7 @@ class Trainer:
             "git_revision": git_revision(),
             "best_metric": self.best_metric,
             "run_id": self.run_id,
+            "train_images": image_list(self.train_set, self.cfg.DATASETS.ROOT),  # names lost files on resume
             **self.task.checkpoint_extras(self.selected),
         }
 
@@ -273,7 +289,11 @@ class Trainer:
                 f"{path} was written by a run with {len(per_rank)} processes but this run has "
                 f"{self.world_size}; resume with the same number of processes"
             )
-        self.train_loader.load_state_dict(per_rank[self.rank])
+        current = image_list(self.train_set, self.cfg.DATASETS.ROOT)
+        removed = removed_images_message(state.get("train_images", []), current)
+        if removed:
+            self.logger.warning("%s", removed)
+        self.train_loader.load_state_dict(per_rank[self.rank])  # continues over changed data, warning
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.best_metric = float(state["best_metric"])
         # Checkpoints written before run ids have none: the run keeps none, so its own best.pth (also
