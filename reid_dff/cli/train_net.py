@@ -11,14 +11,17 @@ torchrun --nproc_per_node=4 tools/train_net.py --config-file CFG      # DDP (NCC
 import argparse
 import sys
 
-from reid_dff.cli.common import ConfigFileOnce, add_overrides, exit_on_user_error, parse_flags_first
+from reid_dff.cli.common import ConfigFileOnce, Remedies, add_overrides, exit_on_user_error, parse_flags_first
 from reid_dff.config import setup_cfg
+from reid_dff.data.image_check import BadImagesError
 from reid_dff.engine import RunExistsError, Trainer, eval_only_cfg, evaluate_checkpoint, launch
 from reid_dff.tasks import build_task
 
 # One-line errors get the command-line remedy of their type.
-REMEDIES = {
-    RunExistsError: "pass --resume to continue it, choose a fresh OUTPUT_DIR, or pass --overwrite to replace it"
+REMEDIES: Remedies = {
+    RunExistsError: "pass --resume to continue it, choose a fresh OUTPUT_DIR, or pass --overwrite to replace it",
+    BadImagesError: "replace or delete them, or pass DATALOADER.ON_BAD_IMAGE skip to leave them out "
+    "(with --resume too)",
 }
 
 

@@ -283,3 +283,22 @@ def test_overwrite_excludes_resume_and_eval_only(tmp_path, capsys, other):
         "--overwrite starts a new training run; it excludes --resume and --eval-only"
         in capsys.readouterr().err
     )
+
+
+def test_a_truncated_training_image_is_one_line_before_training_naming_it_and_the_remedy(tmp_path, capsys):
+    config, cfg = tiny_config_file(tmp_path)
+    ensure_synthetic_data(cfg)
+    train_dir = tmp_path / "data" / "synthetic" / "domain0" / "bounding_box_train"
+    bad = sorted(train_dir.iterdir())[0]
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(["--config-file", str(config)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"train_net\.py: error: 1 of \d+ training images cannot be read: {re.escape(str(bad))} \(truncated "
+        r"JPEG \(no end-of-image marker\)\); replace or delete them, or pass DATALOADER\.ON_BAD_IMAGE skip to "
+        r"leave them out \(with --resume too\)\n",
+        err,
+    ), err
+    assert not (tmp_path / "run" / "last.pth").exists()
