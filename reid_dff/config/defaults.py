@@ -158,6 +158,9 @@ _C.DATALOADER.ON_BAD_IMAGE = "error"
 # "opencv" (cv2.imdecode) or "torchvision" (torchvision.io, libjpeg-turbo; the fastest per worker in
 # bench/classification_loader.py, used by the ImageNet recipe). Decoders may differ by a level in a few pixels.
 _C.DATALOADER.DECODER = "opencv"
+# Before training, check every training and evaluation image: "header" (PIL reads each header; a JPEG must
+# end in its end-of-image marker), "full" (decode each image as training does) or "none".
+_C.DATALOADER.CHECK_IMAGES = "header"
 
 # ---------------------------------------------------------------------------- solver (reid_dff.engine)
 _C.SOLVER = CN()

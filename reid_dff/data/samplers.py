@@ -11,10 +11,20 @@ from a permutation drawn per ``(seed, group, round)``; a round ends when fewer i
 step needs (they are skipped this round: every identity is equally likely to be skipped over rounds);
 then a new permutation starts. Groups advance independently: a small source simply starts new rounds
 more often than a big one (MetaBIN's "a domain that runs out is reshuffled while the others continue").
+
+Resuming over changed data: a state records the batch shape and seed (which must match) and the data it
+was drawn from (``num_samples``, ``num_identities``, and digests of the identities' groups and of the
+images per identity). When the data differ -- images removed or added since the state was taken (a
+deleted or skipped bad file) -- the sampler continues at the recorded step and warns (``data_changes``
+says what differs): with the same identities, the identity order of every later step is exactly the
+recorded run's, and only the images drawn change; when an identity lost all its images, the identity
+order is re-drawn for the remaining ones.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,6 +45,8 @@ __all__ = [
 ]
 
 SAMPLER_REGISTRY = Registry("sampler")
+
+logger = logging.getLogger("reid_dff.data")
 
 # Streams of the per-step random generators: [seed, stream, ...] never collide between purposes.
 _STREAM_ROUND, _STREAM_IMAGES, _STREAM_SHUFFLE, _STREAM_AUGMENT = 1, 2, 3, 4
@@ -67,6 +79,7 @@ class _StepBatchSampler:
         self.rank = rank
         self.world_size = world_size
         self.step = 0
+        self.data_changes: list[str] = []  # set by load_state_dict: how the data differ from the state's
 
     def augmentation_seeds(self, step: int, count: int) -> list[int]:
         """``count`` 63-bit seeds for the images of this rank's batch number ``step``."""
@@ -78,6 +91,11 @@ class _StepBatchSampler:
         raise NotImplementedError
 
     def fingerprint(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        """What a state must match: seed, rank, batch shape."""
+        raise NotImplementedError
+
+    def data_fingerprint(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        """What a state records of the data; a resume over other data continues with a warning."""
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
@@ -95,21 +113,41 @@ class _StepBatchSampler:
     def state_dict(self, step: int | None = None) -> dict[str, Any]:
         """``{"step": ..., **fingerprint}``; ``step`` overrides the sampler's own count of yielded batches
         (with DataLoader workers prefetching, pass the number of batches the trainer consumed)."""
-        return {"step": int(self.step if step is None else step), **self.fingerprint()}
+        step = int(self.step if step is None else step)
+        return {"step": step, **self.fingerprint(), **self.data_fingerprint()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly where ``state`` was taken; raises ``SamplerStateError`` on a foreign state."""
+        """Continue where ``state`` was taken: exactly on the same data; over changed data (images removed
+        or added) at the same step, with a warning and ``data_changes`` naming what differs. Raises
+        ``SamplerStateError`` on a state of another seed, batch shape or DDP layout."""
         expected = self.fingerprint()
         for key, value in expected.items():
             if state.get(key) != value:
                 raise SamplerStateError(
                     f"sampler state key {key!r} is {state.get(key)!r} but this sampler has {value!r}: the "
-                    "checkpoint comes from another seed, data, batch shape or DDP layout"
+                    "checkpoint comes from another seed, batch shape or DDP layout"
                 )
         step = state.get("step")
         if not isinstance(step, int) or step < 0:
             raise SamplerStateError(f"sampler state 'step' must be an int >= 0, got {step!r}")
+        # Keys a state of an older release lacks are not compared.
+        self.data_changes = [
+            f"{key} {state[key]!r} in the state, {value!r} now"
+            for key, value in self.data_fingerprint().items()
+            if key in state and state[key] != value
+        ]
+        if self.data_changes:
+            logger.warning(
+                "the training data changed since the sampler state was taken (%s); continuing at step %d%s",
+                "; ".join(self.data_changes),
+                step,
+                self.changed_data_note(state),
+            )
         self.step = step
+
+    def changed_data_note(self, state: dict[str, Any]) -> str:
+        """What stays exact when resuming ``state`` over changed data (for the warning)."""
+        return ""
 
 
 class _IdentityGroup:
@@ -198,10 +236,24 @@ class _GroupedIdentitySampler(_StepBatchSampler):
             "world_size": self.world_size,
             "batch_size": self.batch_size,
             "num_instances": self.num_instances,
-            "num_samples": self.num_samples,
-            "num_identities": len(self._indices),
             "num_groups": self.num_groups,
         }
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        groups = [(int(g.group_id), [int(p) for p in g.pids]) for g in self._groups]
+        counts = sorted((pid, len(ix)) for pid, ix in self._indices.items())
+        return {
+            "num_samples": self.num_samples,
+            "num_identities": len(self._indices),
+            "identities_sha": _digest(groups),  # the members of each group: they set the identity order
+            "images_sha": _digest(counts),  # images per identity
+        }
+
+    def changed_data_note(self, state: dict[str, Any]) -> str:
+        identities = self.data_fingerprint()["identities_sha"]
+        if state.get("identities_sha", identities) == identities:
+            return " (the same identities: the identity order of every later step is the recorded run's)"
+        return " (identities without images left: the identity order is drawn anew for the remaining ones)"
 
     def batch_at(self, step: int) -> list[int]:
         # All ranks compute the same global draw; rank r keeps the r-th slice of every group's share.
@@ -278,8 +330,13 @@ class InfiniteRandomSampler(_StepBatchSampler):
             "rank": self.rank,
             "world_size": self.world_size,
             "batch_size": self.batch_size,
-            "num_samples": self.num_samples,
         }
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        return {"num_samples": self.num_samples}
+
+    def changed_data_note(self, state: dict[str, Any]) -> str:
+        return " (the order of the images is drawn anew from here on)"
 
     def batch_at(self, step: int) -> list[int]:
         epoch, offset = divmod(step, self.steps_per_epoch)
@@ -290,6 +347,11 @@ class InfiniteRandomSampler(_StepBatchSampler):
         assert self._order is not None  # drawn above on the first call (_cached_epoch starts at -1)
         start = (offset * self.world_size + self.rank) * self.batch_size
         return [int(i) for i in self._order[start : start + self.batch_size]]
+
+
+def _digest(value: Any) -> str:
+    """A short stable digest of a JSON-like value (for sampler states)."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
 
 
 # Builders by DATALOADER.SAMPLER name: (samples, per-rank batch size, K, seed, rank, world_size) -> sampler.

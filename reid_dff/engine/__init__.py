@@ -8,6 +8,7 @@ from .checkpoint import capture_rng_state, restore_rng_state
 from .evaluate import eval_only_cfg, evaluate_checkpoint
 from .launch import get_rank, get_world_size, is_main_process, launch, synchronize
 from .optim import build_optimizer, build_scheduler
+from .run_folder import RunExistsError
 from .trainer import NonFiniteLossError, Trainer
 
 # The checkpoint file functions live in reid_dff.modeling.checkpoint (shared with inference); they are
@@ -15,6 +16,7 @@ from .trainer import NonFiniteLossError, Trainer
 __all__ = [
     "CheckpointError",
     "NonFiniteLossError",
+    "RunExistsError",
     "Trainer",
     "build_optimizer",
     "build_scheduler",

@@ -53,7 +53,8 @@ TRAINING_CHECKPOINT_KEYS = (
 
 
 # Config keys a --resume may change: where the run writes and reads, how often it reports, evaluates and
-# saves, how long it trains (SOLVER.MAX_EPOCHS; the schedule is recomputed for the new length), and
+# saves, how long it trains (SOLVER.MAX_EPOCHS; the schedule is recomputed for the new length), what a bad
+# image means and how images are checked (a run that met one must be able to go on without it), and
 # settings that change neither the training nor the target mAP that picks best.pth. Everything else --
 # model, losses, input pipeline, sources, sampler, optimizer, schedule, and the targets, metric and test
 # transform of that mAP -- must equal the checkpoint's, or the resumed run would silently be another one.
@@ -66,6 +67,8 @@ RESUME_MAY_CHANGE = (
     "DATASETS.CUHK03.CACHE_DIR",
     "DATASETS.CUHK03.TORCHREID_IMAGES",
     "DATALOADER.NUM_WORKERS",
+    "DATALOADER.ON_BAD_IMAGE",
+    "DATALOADER.CHECK_IMAGES",
     "SOLVER.MAX_EPOCHS",
     "SOLVER.CHECKPOINT_PERIOD",
     "SOLVER.LOG_PERIOD",

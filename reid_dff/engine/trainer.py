@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, save_cfg
+from ..data.image_check import image_list, removed_images_message
 from ..errors import ReidDffError
 from ..modeling.checkpoint import CheckpointError, load_checkpoint, load_model_weights, save_checkpoint
 from ..modeling.losses import build_losses
@@ -40,9 +41,15 @@ from .checkpoint import (
 )
 from .launch import any_rank_true, get_rank, get_world_size, local_device, synchronize
 from .optim import build_optimizer, build_scheduler
-
-LAST_CHECKPOINT = "last.pth"
-BEST_CHECKPOINT = "best.pth"
+from .run_folder import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    RunExistsError,
+    existing_run_files,
+    remove_earlier_run,
+    remove_stale_temp_files,
+    run_exists_message,
+)
 
 
 class NonFiniteLossError(ReidDffError, FloatingPointError):
@@ -70,10 +77,13 @@ def detach_log_file(logger: logging.Logger, output_dir: str) -> None:
 class Trainer:
     """One configured training run on this process's rank (see :func:`reid_dff.engine.launch`).
 
-    ``task``: the strategy of ``cfg.MODEL.TASK`` (default: built from the config).
+    ``task``: the strategy of ``cfg.MODEL.TASK`` (default: built from the config). A new run (not
+    ``resume``) in an ``OUTPUT_DIR`` that holds a run's checkpoints raises ``RunExistsError`` before
+    writing anything, unless ``overwrite``: then that run's checkpoints and results are removed once this
+    run is set up.
     """
 
-    def __init__(self, cfg, resume: bool = False, task: Task | None = None):
+    def __init__(self, cfg, resume: bool = False, task: Task | None = None, overwrite: bool = False):
         self.cfg = cfg
         self.task = task if task is not None else build_task(cfg)
         self.rank, self.world_size = get_rank(), get_world_size()
@@ -81,15 +91,23 @@ class Trainer:
         self.device = local_device(cfg)
         self.output_dir = cfg.OUTPUT_DIR
         self.resume = resume
+        self.overwrite = overwrite and not resume
+        existing = existing_run_files(self.output_dir) if self.is_main and not resume else []
+        if any_rank_true(bool(existing) and not overwrite, self.device):  # before anything is written
+            raise RunExistsError(run_exists_message(self.output_dir, existing))
         if self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
         self.logger = setup_logger(self.output_dir, rank=self.rank)
+        if self.is_main:
+            removed = remove_stale_temp_files(self.output_dir)
+            if removed:
+                self.logger.info("removed temp files an interrupted save left: %s", ", ".join(removed))
         self.check_config()  # what would otherwise fail only at the first evaluation
         # Every rank draws different augmentations; DDP broadcasts rank 0's initial weights.
         seed_everything(cfg.SEED + self.rank)
 
         self.prepare_data()
-        self.train_set = self.build_train_set()
+        self.train_set = self.check_images(self.build_train_set())
         self.num_classes = int(self.train_set.num_classes)
         self.train_loader = self.build_train_loader(self.train_set)
         check_resumable_loader(self.train_loader)
@@ -133,13 +151,12 @@ class Trainer:
         self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA
         if resume:
             self.resume_from(os.path.join(self.output_dir, LAST_CHECKPOINT))
-        elif self.is_main and os.path.exists(os.path.join(self.output_dir, LAST_CHECKPOINT)):
-            self.logger.warning(
-                "%s already holds %s from an earlier run; this new run will overwrite it (pass --resume "
-                "to continue that run instead)",
-                self.output_dir,
-                LAST_CHECKPOINT,
-            )
+        elif self.is_main and self.overwrite:
+            removed = remove_earlier_run(self.output_dir)
+            if removed:
+                self.logger.warning(
+                    "replaced the earlier run in %s: removed its %s", self.output_dir, removed
+                )
         if self.is_main:  # only once the run is set up: a refused --resume keeps the run's config.yaml
             save_cfg(cfg, self.output_dir)
         self._loader_states = self.gather_loader_states()
@@ -158,6 +175,20 @@ class Trainer:
     def build_train_set(self):
         """The training set (``.samples``, ``.num_classes``)."""
         return self.task.build_train_set()
+
+    def check_images(self, train_set):
+        """Check the run's image files up front (``DATALOADER.CHECK_IMAGES``, on rank 0): raise
+        ``BadImagesError`` naming the bad ones, or (``ON_BAD_IMAGE skip``) return ``train_set`` without them."""
+        from ..data.image_check import apply_bad_images, check_settings, find_run_bad_images
+
+        check_settings(self.cfg)  # on every rank, before rank 0 checks the files
+        found = [
+            find_run_bad_images(self.cfg, train_set, self.task.evaluation_samples) if self.is_main else None
+        ]
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.broadcast_object_list(found, src=0)  # every rank drops the same files
+        assert found[0] is not None
+        return apply_bad_images(self.cfg, train_set, *found[0])
 
     def build_train_loader(self, train_set):
         """This rank's training loader over an infinite, resumable sampler."""
@@ -202,6 +233,7 @@ class Trainer:
             "git_revision": git_revision(),
             "best_metric": self.best_metric,
             "run_id": self.run_id,
+            "train_images": image_list(self.train_set, self.cfg.DATASETS.ROOT),  # names lost files on resume
             **self.task.checkpoint_extras(self.selected),
         }
 
@@ -257,7 +289,11 @@ class Trainer:
                 f"{path} was written by a run with {len(per_rank)} processes but this run has "
                 f"{self.world_size}; resume with the same number of processes"
             )
-        self.train_loader.load_state_dict(per_rank[self.rank])
+        current = image_list(self.train_set, self.cfg.DATASETS.ROOT)
+        removed = removed_images_message(state.get("train_images", []), current)
+        if removed:
+            self.logger.warning("%s", removed)
+        self.train_loader.load_state_dict(per_rank[self.rank])  # continues over changed data, warning
         self.epoch, self.iteration = int(state["epoch"]), int(state["iteration"])
         self.best_metric = float(state["best_metric"])
         # Checkpoints written before run ids have none: the run keeps none, so its own best.pth (also

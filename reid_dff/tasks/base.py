@@ -65,6 +65,11 @@ class Task(ABC):
 
         return build_train_loader(self.cfg, train_set, rank=rank, world_size=world_size)
 
+    def evaluation_samples(self) -> list:
+        """Every image the evaluation reads (``Sample`` list), checked with the training images before a
+        run starts (``DATALOADER.CHECK_IMAGES``); default: none."""
+        return []
+
     # -- model -------------------------------------------------------------
     def build_model(self, num_classes: int, imagenet_init: bool) -> nn.Module:
         """The model of ``cfg.MODEL`` with ``num_classes`` outputs (``MODEL.PRETRAIN_PATH`` if ``imagenet_init``)."""

@@ -43,6 +43,14 @@ class ReIDTask(Task):
 
         return build_train_set(self.cfg)
 
+    def evaluation_samples(self) -> list:
+        """The query and gallery images of every target split."""
+        from ..data import all_samples, build_test_sets
+
+        return all_samples(
+            [split for name in self.cfg.DATASETS.TARGETS for split in build_test_sets(self.cfg, name)]
+        )
+
     def evaluate(self, model: nn.Module, device: torch.device) -> dict:
         """Retrieval metrics on every target of ``DATASETS.TARGETS`` over its splits."""
         from ..evaluation import evaluate_targets

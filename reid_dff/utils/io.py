@@ -6,9 +6,45 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
+
+_TEMP_SUFFIX = ".tmp"
+# tempfile.mkstemp inserts 8 characters of this alphabet between prefix and suffix.
+_TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")
+
+
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+def is_atomic_temp_name(filename: str, target: str) -> bool:
+    """Whether ``filename`` is a temp file that :func:`atomic_open` creates while writing ``target``."""
+    prefix = _temp_prefix(target)
+    if not (filename.startswith(prefix) and filename.endswith(_TEMP_SUFFIX)):
+        return False
+    return bool(_TEMP_RANDOM.fullmatch(filename[len(prefix) : -len(_TEMP_SUFFIX)]))
+
+
+def remove_atomic_temp_files(directory: str | os.PathLike, targets: Iterable[str]) -> list[str]:
+    """Delete the temp files that interrupted atomic writes of ``directory/<target>`` left (a process
+    killed mid-write); only names of exactly that pattern are touched. Returns the removed paths."""
+    directory = os.fspath(directory)
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    targets = list(targets)
+    removed = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if any(is_atomic_temp_name(name, t) for t in targets) and os.path.isfile(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -19,7 +55,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=directory)
     try:
         # mkstemp creates the file owner-only (0600); give the result the permissions open() would.
         os.chmod(tmp, 0o666 & ~_current_umask())

@@ -158,3 +158,57 @@ def test_invalid_batch_shapes_are_clear_errors():
         DomainBalancedIdentitySampler(pids, domains, 16, 4)
     with pytest.raises(ValueError, match="source domain 0 has 7 identities"):
         DomainBalancedIdentitySampler(pids, domains, 48, 2)
+
+
+def test_a_resume_over_data_that_lost_images_keeps_the_step_and_the_identity_order(caplog):
+    pids, domains = make_data()
+    full = DomainBalancedIdentitySampler(pids, domains, 24, 4, seed=3)
+    reference = take(full, 30)  # 30 steps: several rounds of the small domain
+    state = full.state_dict(step=10)  # taken after 10 consumed batches
+
+    # one image of an identity with several images is gone (deleted, or dropped as unreadable)
+    lost = next(i for i, p in enumerate(pids) if pids.count(p) == 5)
+    kept = [i for i in range(len(pids)) if i != lost]
+    fewer = DomainBalancedIdentitySampler([pids[i] for i in kept], [domains[i] for i in kept], 24, 4, seed=3)
+    with caplog.at_level("WARNING", logger="reid_dff.data"):
+        fewer.load_state_dict(state)
+    assert fewer.step == 10
+    assert any(
+        change.startswith(f"num_samples {len(pids)} in the state, {len(pids) - 1} now")
+        for change in fewer.data_changes
+    )
+    assert "the same identities: the identity order of every later step is the recorded run's" in caplog.text
+    resumed = take(fewer, 20)
+    for old, new in zip(reference[10:], resumed):
+        # the same identities in the same order; images drawn from what is left, never the lost one
+        assert check_pk([kept[i] for i in new], pids, 4) == check_pk(old, pids, 4)
+        assert lost not in {kept[i] for i in new}
+    # batches before the first one with the lost image's identity are drawn exactly as before
+    assert sum([kept[i] for i in new] == old for old, new in zip(reference[10:], resumed)) > 0
+
+    # an identity that lost all its images: the run goes on, its identity order drawn anew
+    gone = pids[0]
+    rest = [i for i in range(len(pids)) if pids[i] != gone]
+    without = DomainBalancedIdentitySampler(
+        [pids[i] for i in rest], [domains[i] for i in rest], 24, 4, seed=3
+    )
+    without.load_state_dict(state)
+    assert without.step == 10 and any(c.startswith("identities_sha") for c in without.data_changes)
+    assert all(gone not in {pids[rest[i]] for i in batch} for batch in take(without, 10))
+
+    # the same data: exact, no change recorded
+    same = DomainBalancedIdentitySampler(pids, domains, 24, 4, seed=3)
+    same.load_state_dict(state)
+    assert same.data_changes == [] and take(same, 20) == reference[10:]
+
+
+def test_a_state_of_another_batch_shape_or_layout_is_still_refused_over_changed_data():
+    pids, domains = make_data()
+    state = RandomIdentitySampler(pids, 8, 4, seed=1).state_dict()
+    with pytest.raises(SamplerStateError, match="'num_instances'"):
+        RandomIdentitySampler(pids[:-1], 8, 2, seed=1).load_state_dict(state)
+    shuffled = InfiniteRandomSampler(50, 4, seed=0)
+    smaller = InfiniteRandomSampler(49, 4, seed=0)
+    smaller.load_state_dict(shuffled.state_dict(step=7))
+    assert smaller.step == 7 and smaller.data_changes == ["num_samples 50 in the state, 49 now"]
+    assert all(max(b) < 49 for b in take(smaller, 20))

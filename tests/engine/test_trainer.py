@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from reid_dff.config import ConfigError, get_cfg
-from reid_dff.engine import NonFiniteLossError, Trainer
+from reid_dff.engine import NonFiniteLossError, RunExistsError, Trainer
 from reid_dff.modeling.checkpoint import CheckpointError, load_checkpoint
 from reid_dff.tasks import ClassificationTask, ReIDTask, Task, build_task
 from reid_dff.utils import atomic_write_json
@@ -229,7 +229,7 @@ def test_resume_keeps_a_best_checkpoint_newer_than_last(tmp_path, monkeypatch):
 def test_an_untrained_new_run_replaces_the_last_checkpoint_an_earlier_run_left(tmp_path):
     StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
     assert load_checkpoint(tmp_path / "run" / "last.pth")["epoch"] == 1
-    untrained = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=0))
+    untrained = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=0), overwrite=True)
     untrained.train()
     last = load_checkpoint(tmp_path / "run" / "last.pth")
     assert (last["epoch"], last["run_id"]) == (0, untrained.run_id)  # the weights results.json describes
@@ -239,9 +239,12 @@ def test_an_untrained_new_run_replaces_the_last_checkpoint_an_earlier_run_left(t
 
 
 def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path, monkeypatch):
-    # Run A leaves best.pth (0.9) in OUTPUT_DIR. Run B, started there, stops before its first evaluation
-    # and is resumed: A's record is not B's, so B's own evaluation (0.4) must become best.pth.
-    cfg_a = make_cfg(tmp_path, MAX_EPOCHS=1)
+    # Run A's best.pth (0.9) lies in run B's OUTPUT_DIR (copied there; a new run into A's folder is refused).
+    # B stops before its first evaluation and is resumed: A's record is not B's, so B's own evaluation (0.4)
+    # must become best.pth.
+    import shutil
+
+    cfg_a = make_cfg(tmp_path, "a", MAX_EPOCHS=1)
     cfg_a.TEST.EVAL_PERIOD = 1
     monkeypatch.setattr(StandInTrainer, "eval_maps", [0.9])
     StandInTrainer(cfg_a).train()
@@ -255,6 +258,7 @@ def test_resume_does_not_adopt_a_best_checkpoint_left_by_an_earlier_run(tmp_path
     cfg_b.TEST.EVAL_PERIOD = 2
     with pytest.raises(Interrupted):
         StopAtFirstCheckpoint(cfg_b).train()
+    shutil.copy(tmp_path / "a" / "best.pth", tmp_path / "run" / "best.pth")
     monkeypatch.setattr(StandInTrainer, "eval_maps", [0.4])
     resumed = StandInTrainer(cfg_b, resume=True)
     assert resumed.best_metric == -float("inf")
@@ -481,3 +485,74 @@ def make_cfg_plain(task):
     cfg = get_cfg()
     cfg.MODEL.TASK = task
     return cfg
+
+
+RUN_FILES = ("last.pth", "best.pth", "results.json", "config.yaml", "log.txt")
+
+
+@pytest.mark.parametrize("max_epochs", [2, 0])
+def test_a_new_run_into_a_folder_holding_a_run_is_refused_before_writing_anything(tmp_path, max_epochs):
+    first = make_cfg(tmp_path, MAX_EPOCHS=1)
+    first.TEST.EVAL_PERIOD = 1
+    StandInTrainer(first).train()
+    run = tmp_path / "run"
+    before = {name: (run / name).read_bytes() for name in RUN_FILES}
+    listing = sorted(os.listdir(run))
+    with pytest.raises(RunExistsError) as info:
+        StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=max_epochs))
+    message = str(info.value)
+    assert (
+        message
+        == f"{run} already holds a training run (last.pth, best.pth); a new run there would overwrite it"
+    )
+    assert "\n" not in message and "--" not in message  # the fact; the tool adds the remedy
+    assert {name: (run / name).read_bytes() for name in RUN_FILES} == before  # log.txt too: nothing written
+    assert sorted(os.listdir(run)) == listing
+
+
+def test_a_best_checkpoint_alone_marks_a_run_too(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.pth").write_bytes(b"an earlier run's best")
+    with pytest.raises(RunExistsError, match=r"\(best\.pth\)"):
+        StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1))
+    assert (tmp_path / "run" / "best.pth").read_bytes() == b"an earlier run's best"
+
+
+def test_overwrite_replaces_the_earlier_run_and_resume_continues_it(tmp_path):
+    first = make_cfg(tmp_path, MAX_EPOCHS=1)
+    first.TEST.EVAL_PERIOD = 1
+    old = StandInTrainer(first)
+    old.train()
+    # --resume is no new run: it is not refused
+    resumed = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=2), resume=True)
+    assert resumed.run_id == old.run_id and resumed.epoch == 1
+    resumed.close()
+    # a deliberate overwrite removes the old run's checkpoints and results once the new run is set up
+    new = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1), overwrite=True)
+    for name in ("last.pth", "best.pth", "results.json"):
+        assert not (tmp_path / "run" / name).exists(), name
+    new.train()
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["run_id"] == new.run_id
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["run_id"] == new.run_id
+
+
+def test_temp_files_of_a_save_killed_midway_are_removed_at_start(tmp_path):
+    import tempfile
+
+    StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=1)).train()
+    run = tmp_path / "run"
+    # what atomic_open leaves when the process is killed before its rename (the writer's own naming)
+    stale = [
+        tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=run)[1]
+        for name in ("last.pth", "best.pth", "results.json", "config.yaml")
+    ]
+    kept = [run / ".last.pth.notours.tmp", run / "last.pth.abcdefgh.tmp", run / ".other.pth.abcdefgh.tmp",
+            run / ".last.pth.abcdefgh.tmp.bak"]  # fmt: skip
+    for path in kept:
+        path.write_bytes(b"not a temp file of this run's saves")
+    resumed = StandInTrainer(make_cfg(tmp_path, MAX_EPOCHS=2), resume=True)
+    assert not any(os.path.exists(path) for path in stale)
+    assert all(path.is_file() for path in kept)
+    assert "removed temp files an interrupted save left" in (run / "log.txt").read_text()
+    resumed.train()
+    assert load_checkpoint(run / "last.pth")["epoch"] == 2

@@ -173,8 +173,8 @@ def test_the_task_picks_the_strategy_of_the_one_trainer_and_eval_only(monkeypatc
     calls = []
 
     class Recorder:
-        def __init__(self, cfg, resume, task):
-            calls.append(("train", cfg.MODEL.TASK, resume, type(task)))
+        def __init__(self, cfg, resume, task, overwrite):
+            calls.append(("train", cfg.MODEL.TASK, resume, type(task), overwrite))
 
         def train(self):
             return "trained"
@@ -185,7 +185,12 @@ def test_the_task_picks_the_strategy_of_the_one_trainer_and_eval_only(monkeypatc
     cfg = setup_cfg(None, ["MODEL.TASK", "classification", "MODEL.WEIGHTS", "w.pth"])
     assert tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--resume"])) == "trained"
     tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--eval-only"]))
-    assert calls == [("train", "classification", True, ClassificationTask), ("eval", "classification")]
+    assert tool.run(cfg, tool.parse_args(["--config-file", "x.yaml", "--overwrite"])) == "trained"
+    assert calls == [
+        ("train", "classification", True, ClassificationTask, False),
+        ("eval", "classification"),
+        ("train", "classification", False, ClassificationTask, True),
+    ]
     with pytest.raises(ConfigError, match="MODEL.TASK must be one of classification, reid, got 'detection'"):
         tool.run(setup_cfg(None, ["MODEL.TASK", "detection"]), tool.parse_args(["--config-file", "x.yaml"]))
 
@@ -246,4 +251,54 @@ def test_config_mistakes_are_one_line_before_training(tmp_path, capsys, extra, m
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("train_net.py: error: ") and message in err, err
+    assert not (tmp_path / "run" / "last.pth").exists()
+
+
+def test_a_new_run_into_a_run_folder_is_one_line_naming_the_remedies_and_writes_nothing(tmp_path, capsys):
+    config, cfg = tiny_config_file(tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    files = {name: f"{name} of the earlier run".encode() for name in ("last.pth", "best.pth", "results.json", "config.yaml")}  # fmt: skip
+    for name, data in files.items():
+        (run_dir / name).write_bytes(data)
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(["--config-file", str(config)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"train_net.py: error: {run_dir} already holds a training run (last.pth, best.pth); a new run there "
+        "would overwrite it; pass --resume to continue it, choose a fresh OUTPUT_DIR, or pass --overwrite to "
+        "replace it\n"
+    )
+    assert {name: (run_dir / name).read_bytes() for name in files} == files
+    assert sorted(os.listdir(run_dir)) == sorted(files)  # no log.txt either
+    assert not (tmp_path / "data").exists()  # refused before the synthetic data was generated
+
+
+@pytest.mark.parametrize("other", ["--resume", "--eval-only"])
+def test_overwrite_excludes_resume_and_eval_only(tmp_path, capsys, other):
+    with pytest.raises(SystemExit):
+        load_tool().parse_args(["--config-file", "x.yaml", "--overwrite", other])
+    assert (
+        "--overwrite starts a new training run; it excludes --resume and --eval-only"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_truncated_training_image_is_one_line_before_training_naming_it_and_the_remedy(tmp_path, capsys):
+    config, cfg = tiny_config_file(tmp_path)
+    ensure_synthetic_data(cfg)
+    train_dir = tmp_path / "data" / "synthetic" / "domain0" / "bounding_box_train"
+    bad = sorted(train_dir.iterdir())[0]
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(["--config-file", str(config)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"train_net\.py: error: 1 of \d+ training images cannot be read: {re.escape(str(bad))} \(truncated "
+        r"JPEG \(no end-of-image marker\)\); replace or delete them, or pass DATALOADER\.ON_BAD_IMAGE skip to "
+        r"leave them out \(with --resume too\)\n",
+        err,
+    ), err
     assert not (tmp_path / "run" / "last.pth").exists()

@@ -44,3 +44,37 @@ def test_sha256_matches_hashlib(tmp_path):
 def test_bad_mode():
     with pytest.raises(ValueError, match="modes"), atomic_open("x", "a"):
         pass
+
+
+def test_temp_files_of_a_killed_write_are_found_by_their_exact_pattern(tmp_path):
+    import subprocess
+    import sys
+
+    from reid_dff.utils.io import is_atomic_temp_name, remove_atomic_temp_files
+
+    (tmp_path / "last.pth").write_bytes(b"good")
+    # a process killed (SIGKILL: no cleanup runs) in the middle of an atomic write of last.pth
+    code = (
+        "import os, signal, sys\n"
+        "from reid_dff.utils import atomic_open\n"
+        "with atomic_open(os.path.join(sys.argv[1], 'last.pth')) as f:\n"
+        "    f.write(b'half'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env={**os.environ}, timeout=60)
+    assert killed.returncode == -9
+    leftovers = [name for name in os.listdir(tmp_path) if name != "last.pth"]
+    assert len(leftovers) == 1 and is_atomic_temp_name(leftovers[0], "last.pth"), leftovers
+    assert not is_atomic_temp_name(leftovers[0], "best.pth")
+    for name in (
+        ".last.pth.tmp",
+        ".last.pth.ABCDEFGH.tmp",
+        ".last.pth.abcdefghi.tmp",
+        "last.pth.abcdefgh.tmp",
+    ):
+        assert not is_atomic_temp_name(name, "last.pth"), name
+        (tmp_path / name).write_bytes(b"someone else's")
+    assert remove_atomic_temp_files(tmp_path, ["best.pth"]) == []
+    assert remove_atomic_temp_files(tmp_path, ["last.pth", "best.pth"]) == [str(tmp_path / leftovers[0])]
+    assert (tmp_path / "last.pth").read_bytes() == b"good"
+    assert len(os.listdir(tmp_path)) == 5  # last.pth and the four look-alikes
+    assert remove_atomic_temp_files(tmp_path / "missing", ["last.pth"]) == []

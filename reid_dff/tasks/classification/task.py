@@ -71,6 +71,11 @@ class ClassificationTask(Task):
         )
         return data.train
 
+    def evaluation_samples(self) -> list:
+        """The sources' val splits and the targets' images."""
+        data = self.data
+        return [s for samples in (*data.val.values(), *data.targets.values()) for s in samples]
+
     def load_weights_for_evaluation(self, state: Mapping[str, Any], source: str) -> nn.Module:
         """The checkpoint's classifier must cover the configured data's class list."""
         num_classes = int(state.get("num_classes", 0))
