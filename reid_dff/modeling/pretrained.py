@@ -69,6 +69,20 @@ def _preview(keys: list[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def weights_only_refusal(text: str) -> str:
+    """The one line of torch's ``weights_only`` refusal that names what was refused (torch 2.x words it as
+    ``WeightsUnpickler error: Unsupported global: ...`` or ``Trying to load unsupported GLOBAL ... whose
+    module ... is blocked``), without torch's advice to allowlist classes or to load unsafely."""
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    advice = ("Weights only load failed", "Check the documentation", "(1)", "(2)", "In PyTorch")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(advice):
+            return line.split(". Please use", 1)[0].rstrip(".")[:200]
+    return "a class or function outside the allowed tensors, numbers and containers"
+
+
 def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
     """Why ``torch.load(path, weights_only=True)`` failed, in one short clause (torch's own message runs to
     several lines of advice that does not apply here, such as retrying with ``weights_only=False``)."""
@@ -84,12 +98,9 @@ def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
             if not any(name.endswith("data.pkl") for name in archive.namelist()):
                 return "it is a zip archive that torch.save did not write (a .npz features file, say)"
     text = str(error)
-    if "WeightsUnpickler error:" in text:
-        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].strip()
-        detail = detail.split(". Please use", 1)[
-            0
-        ]  # torch's advice to allowlist classes: not for others' files
-        return f"it holds objects that only arbitrary code could rebuild ({detail})"
+    if "WeightsUnpickler error:" in text or "Weights only load failed" in text:
+        refused = weights_only_refusal(text)
+        return f"it holds objects that only arbitrary code could rebuild ({refused}); refused for safety"
     lines = text.strip().splitlines()
     detail = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
     return f"the file is corrupt or truncated ({detail})"
