@@ -27,6 +27,7 @@ from reid_dff.inference import (
     FeaturesFileError,
     GalleryIndex,
     IndexFormatError,
+    NoValidQueryError,
     collect_images,
     load_features,
     search_features,
@@ -120,6 +121,9 @@ def run(args: argparse.Namespace) -> None:
         sys.stdout.write("\n")
     if args.html:
         write_search_html(args.html, report, thumbnails=args.thumbnails)
+    if report.get("no_valid_query"):  # the ranked lists are written; only the CMC could not be measured
+        where = ", ".join(p for p in (args.output or "stdout", args.html) if p)
+        raise NoValidQueryError(f"{report['no_valid_query']} (the ranked lists were written to {where})")
     if "cmc" in report:
         cmc = report["cmc"]
         ranks = ", ".join(f"R{r} {100 * cmc[str(r)]:.1f}%" for r in (1, 5, 10) if str(r) in cmc)
