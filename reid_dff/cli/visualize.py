@@ -22,6 +22,7 @@ import sys
 from reid_dff.cli.common import (
     ConfigFileOnce,
     Remedies,
+    ToolUsageError,
     add_overrides,
     exit_on_user_error,
     parse_flags_first,
@@ -148,6 +149,12 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "activations":
         _, images = read_images(args.images, args.max_images)
         base = load_extractor(args.base_config_file, args.base_weights, args.device, args.opts)
+        if base.model_name.startswith("dff_"):  # the DFF model on both sides compares nothing
+            raise ToolUsageError(
+                f"--base-weights {args.base_weights} is a {base.model_name} model; the Base side of the "
+                "comparison is a plain ResNet (MODEL.BACKBONE resnet18/34/50/101): train one with "
+                "MODEL.BACKBONE resnet18 (README, 'Gallery search and pictures') and pass its last.pth"
+            )
         dff = load_extractor(args.config_file, args.weights, args.device, args.opts)
         models = [
             (f"Base ({base.model_name})", base.model, base.preprocess(images).to(base.device)),
