@@ -1,7 +1,11 @@
 """Search query images (or query features) in a gallery index; JSON results and an HTML page.
 
-    python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --html results.html
-    python tools/search.py --index output/index --query-features query.npz --exclude-same-camera
+    python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --exclude-same-camera \
+        --output output/results.json --html output/results.html
+    python tools/search.py --index output/index --query-features output/query.npz --exclude-same-camera
+
+--exclude-same-camera drops the gallery images of the query's identity seen by the query's camera (the ReID
+protocol; without it the top hits are same-camera near-duplicates) and reports the CMC.
 
 The model is the checkpoint recorded in the index unless --config-file / --weights name another; it must
 be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout

@@ -6,10 +6,10 @@ r"""Pictures of what a model learned, as PNG files.
     python tools/visualize.py activations --base-weights base.pth --weights dff.pth --images DIR \
         --output docs/images/activations.png [--layer backbone]
     # (c) ranked lists (query + top-k, green = right, red = wrong) from tools/search.py's JSON
-    python tools/visualize.py ranked --results results.json --output docs/images/ranked.png
+    python tools/visualize.py ranked --results output/results.json --output output/ranked.png
     # (d) mask diagnostics (mean, spreads, domain difference, DC per mask module) on datasets, as JSON
     python tools/visualize.py mask-stats --weights dff.pth --dataset market1501 --dataset dukemtmc \
-        [--split all|train|test] [--max-images 512] --output mask_stats.json
+        [--split all|train|test] [--max-images 512] --output output/mask_stats.json
 
 Models come from a checkpoint (its stored config) or --config-file (+ KEY VALUE overrides).
 """
