@@ -1,4 +1,4 @@
-"""Search query images (or query features) in a gallery index; JSON results and an HTML page.
+r"""Search query images (or query features) in a gallery index; JSON results and an HTML page.
 
     python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --exclude-same-camera \
         --output output/results.json --html output/results.html
