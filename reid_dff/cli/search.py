@@ -1,7 +1,11 @@
-"""Search query images (or query features) in a gallery index; JSON results and an HTML page.
+r"""Search query images (or query features) in a gallery index; JSON results and an HTML page.
 
-    python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --html results.html
-    python tools/search.py --index output/index --query-features query.npz --exclude-same-camera
+    python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --exclude-same-camera \
+        --output output/results.json --html output/results.html
+    python tools/search.py --index output/index --query-features output/query.npz --exclude-same-camera
+
+--exclude-same-camera drops the gallery images of the query's identity seen by the query's camera (the ReID
+protocol; without it the top hits are same-camera near-duplicates) and reports the CMC.
 
 The model is the checkpoint recorded in the index unless --config-file / --weights name another; it must
 be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout
@@ -27,6 +31,7 @@ from reid_dff.inference import (
     FeaturesFileError,
     GalleryIndex,
     IndexFormatError,
+    NoValidQueryError,
     collect_images,
     load_features,
     search_features,
@@ -120,6 +125,9 @@ def run(args: argparse.Namespace) -> None:
         sys.stdout.write("\n")
     if args.html:
         write_search_html(args.html, report, thumbnails=args.thumbnails)
+    if report.get("no_valid_query"):  # the ranked lists are written; only the CMC could not be measured
+        where = ", ".join(p for p in (args.output or "stdout", args.html) if p)
+        raise NoValidQueryError(f"{report['no_valid_query']} (the ranked lists were written to {where})")
     if "cmc" in report:
         cmc = report["cmc"]
         ranks = ", ".join(f"R{r} {100 * cmc[str(r)]:.1f}%" for r in (1, 5, 10) if str(r) in cmc)

@@ -6,10 +6,10 @@ r"""Pictures of what a model learned, as PNG files.
     python tools/visualize.py activations --base-weights base.pth --weights dff.pth --images DIR \
         --output docs/images/activations.png [--layer backbone]
     # (c) ranked lists (query + top-k, green = right, red = wrong) from tools/search.py's JSON
-    python tools/visualize.py ranked --results results.json --output docs/images/ranked.png
+    python tools/visualize.py ranked --results output/results.json --output output/ranked.png
     # (d) mask diagnostics (mean, spreads, domain difference, DC per mask module) on datasets, as JSON
     python tools/visualize.py mask-stats --weights dff.pth --dataset market1501 --dataset dukemtmc \
-        [--split all|train|test] [--max-images 512] --output mask_stats.json
+        [--split all|train|test] [--max-images 512] --output output/mask_stats.json
 
 Models come from a checkpoint (its stored config) or --config-file (+ KEY VALUE overrides).
 """
@@ -22,6 +22,7 @@ import sys
 from reid_dff.cli.common import (
     ConfigFileOnce,
     Remedies,
+    ToolUsageError,
     add_overrides,
     exit_on_user_error,
     parse_flags_first,
@@ -148,6 +149,12 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "activations":
         _, images = read_images(args.images, args.max_images)
         base = load_extractor(args.base_config_file, args.base_weights, args.device, args.opts)
+        if base.model_name.startswith("dff_"):  # the DFF model on both sides compares nothing
+            raise ToolUsageError(
+                f"--base-weights {args.base_weights} is a {base.model_name} model; the Base side of the "
+                "comparison is a plain ResNet (MODEL.BACKBONE resnet18/34/50/101): train one with "
+                "MODEL.BACKBONE resnet18 (README, 'Gallery search and pictures') and pass its last.pth"
+            )
         dff = load_extractor(args.config_file, args.weights, args.device, args.opts)
         models = [
             (f"Base ({base.model_name})", base.model, base.preprocess(images).to(base.device)),

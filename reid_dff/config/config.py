@@ -330,7 +330,7 @@ def load_yaml_with_base(path: str | os.PathLike, _seen: tuple[str, ...] = ()) ->
     """Read a YAML config and everything it inherits through ``_BASE_``, as one merged dict.
 
     ``_BASE_`` is one file or a list of files, each relative to the including file; they are merged in
-    order (a later one wins), then the including file's own keys on top.
+    order (a later one wins), then the including file's own keys on top. An empty file is an error.
     """
     path = os.path.abspath(os.fspath(path))
     if path in _seen:
@@ -341,9 +341,15 @@ def load_yaml_with_base(path: str | os.PathLike, _seen: tuple[str, ...] = ()) ->
         raise ConfigError(f"config file not found: {path}{included_by}")
     with open(path, encoding="utf-8") as f:
         try:
-            data = parse_yaml(f) or {}
+            data = parse_yaml(f)
         except yaml.YAMLError as e:
             raise ConfigError(f"cannot parse YAML config {path}: {e}") from e
+    if data is None:  # an empty file would silently mean every default (or nothing of a base)
+        included_by = f" (named in _BASE_ of {_seen[-1]})" if _seen else ""
+        raise ConfigError(
+            f"config file {path} is empty (no key, only comments or blank lines){included_by}; a config "
+            "sets _BASE_ or at least one key"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top, got {type(data).__name__}")
     bases = data.pop(BASE_KEY, None)

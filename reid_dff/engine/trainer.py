@@ -245,7 +245,12 @@ class Trainer:
         classifier = weights.get("classifier.weight")
         other_ids = classifier is None or classifier.shape[0] != self.num_classes
         report = load_model_weights(
-            model, weights, ignore_classifier=other_ids, source=f"{path} (MODEL.WEIGHTS)"
+            model,
+            weights,
+            ignore_classifier=other_ids,
+            source=f"{path} (MODEL.WEIGHTS)",
+            cfg=self.cfg,
+            checkpoint=path,
         )
         self.logger.info(
             "initialized from MODEL.WEIGHTS %s: %d tensors loaded%s",

@@ -27,7 +27,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from ..errors import ReidDffError
+
 __all__ = [
+    "FeatureMatrixError",
     "DISTANCES",
     "PairwiseDistance",
     "as_feature_matrix",
@@ -47,18 +50,28 @@ _NORMALIZE_CHUNK_ROWS = 8192
 _MIB = 1 << 20
 
 
+class FeatureMatrixError(ReidDffError):
+    """Features that cannot be ranked: not ``(N, D)``, no row, or NaN/infinite values."""
+
+
 def as_feature_matrix(features: FeatureInput, name: str) -> np.ndarray:
     """``(N, D)`` float32 C-contiguous numpy view/copy of numpy, torch or nested-list features; finite."""
     if isinstance(features, torch.Tensor):
         features = features.detach().to("cpu", torch.float32).numpy()
     array = np.ascontiguousarray(np.asarray(features), dtype=np.float32)
     if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, D) feature matrix, got shape {tuple(array.shape)}")
+        raise FeatureMatrixError(
+            f"{name} must be a 2-D (N, D) feature matrix, got shape {tuple(array.shape)}"
+        )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(array.shape)}); expected at least one (1, D) row")
+        raise FeatureMatrixError(
+            f"{name} is empty (shape {tuple(array.shape)}); expected at least one (1, D) row"
+        )
     if not np.isfinite(array).all():
         bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
-        raise ValueError(f"{name} holds NaN or infinite values (first in row {bad}); features must be finite")
+        raise FeatureMatrixError(
+            f"{name} holds NaN or infinite values (first in row {bad}); features must be finite"
+        )
     return array
 
 

@@ -5,7 +5,7 @@ from .images import ImageList, collect_images, parse_identity
 from .index import GalleryIndex, IndexCompatibilityError, SearchResult
 from .index_format import IndexFormatError, UnsafeIndexPathError, resolve_inside_root
 from .index_types import INDEX_TYPES, IndexParameterError
-from .search import cmc_from_search, search_features, search_report
+from .search import NoValidQueryError, cmc_from_search, search_features, search_report
 
 __all__ = [
     "INDEX_TYPES",
@@ -15,6 +15,7 @@ __all__ = [
     "IndexCompatibilityError",
     "IndexFormatError",
     "IndexParameterError",
+    "NoValidQueryError",
     "SearchResult",
     "UnsafeIndexPathError",
     "cmc_from_search",

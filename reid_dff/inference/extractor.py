@@ -53,7 +53,14 @@ class FeatureExtractor:
         # ImageNet initialization is pointless under trained weights, and its file may not exist here.
         self.model = build_model(cfg, num_classes=0, imagenet_init=False)
         # The identity classifier is a training device: embeddings never use it.
-        load_model_weights(self.model, state, ignore_classifier=True, source=os.fspath(weights_path))
+        load_model_weights(
+            self.model,
+            state,
+            ignore_classifier=True,
+            source=os.fspath(weights_path),
+            cfg=cfg,
+            checkpoint=weights_path,
+        )
         self.model.to(self.device).eval()
         self.transform = build_transforms(cfg, is_train=False)
         self.checkpoint_path = os.path.abspath(weights_path)

@@ -205,7 +205,7 @@ def load_features(path: str | os.PathLike, mmap: bool = False) -> Features:
             pids, camids = data["pids"], data["camids"]
     except FeaturesFileError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile) as e:  # ValueError includes pickled arrays, bad JSON
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as e:  # pickled arrays, bad JSON, 0 bytes
         raise FeaturesFileError(f"cannot read features file {path} (expected a reid-dff .npz): {e}") from e
     if not isinstance(meta, dict) or meta.get("format") != FEATURES_FORMAT:
         raise FeaturesFileError(f"{path} is not a reid-dff features file (format {FEATURES_FORMAT!r})")
@@ -215,7 +215,7 @@ def load_features(path: str | os.PathLike, mmap: bool = False) -> Features:
             "re-extract the features"
         )
     try:
-        return Features(
+        features = Features(
             feats=feats,
             paths=paths,
             root=meta.get("root", ""),
@@ -229,3 +229,32 @@ def load_features(path: str | os.PathLike, mmap: bool = False) -> Features:
         )
     except ValueError as e:
         raise FeaturesFileError(f"{path}: inconsistent arrays: {e}") from e
+    _check_rows(path, features)
+    return features
+
+
+# Rows checked per step for NaN/inf, so that a memory-mapped gallery is scanned without a full-size copy.
+_SCAN_ROWS = 65536
+
+
+def _check_rows(path: str, features: Features) -> None:
+    """Refuse a features file that nothing can be searched with: no row, no dimension, NaN or inf."""
+    feats = features.feats
+    if feats.shape[0] == 0 or feats.shape[1] == 0:
+        raise FeaturesFileError(
+            f"features file {path} holds no features (shape {tuple(feats.shape)}); expected at least one "
+            "(1, D) row: extract them from a non-empty set of images"
+        )
+    for start in range(0, feats.shape[0], _SCAN_ROWS):
+        finite = np.isfinite(feats[start : start + _SCAN_ROWS])
+        if finite.all():
+            continue
+        offset = int(np.flatnonzero(~finite.all(axis=1))[0])
+        row = start + offset
+        value = feats[row][~finite[offset]][0]
+        kind = "NaN" if np.isnan(value) else f"{float(value)}"
+        raise FeaturesFileError(
+            f"features file {path}: row {row} ({features.paths[row]}) has {kind} in column "
+            f"{int(np.flatnonzero(~finite[offset])[0])}; features must be finite (extract them again, "
+            "from a model whose training did not diverge)"
+        )

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from ..errors import ReidDffError
-from ..evaluation.distance import as_feature_matrix, l2_normalize
+from ..evaluation.distance import FeatureMatrixError, as_feature_matrix, l2_normalize
 from ..evaluation.features import Features
 from .index_format import (
     IndexMetadata,
@@ -53,9 +53,11 @@ def _feature_rows(features: Any) -> np.ndarray:
     else:
         array = as_feature_matrix(features, "gallery features")  # torch tensors, lists
     if array.ndim != 2:
-        raise ValueError(f"gallery features must be a 2-D (N, D) feature matrix, got shape {array.shape}")
+        raise FeatureMatrixError(
+            f"gallery features must be a 2-D (N, D) feature matrix, got shape {array.shape}"
+        )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(
+        raise FeatureMatrixError(
             f"gallery features is empty (shape {tuple(array.shape)}); expected at least one (1, D) row"
         )
     return array
@@ -67,7 +69,7 @@ def _finite_rows(rows: np.ndarray, first_row: int) -> np.ndarray:
     finite = np.isfinite(rows).all(axis=1)
     if not finite.all():
         bad = first_row + int(np.flatnonzero(~finite)[0])
-        raise ValueError(
+        raise FeatureMatrixError(
             f"gallery features holds NaN or infinite values (first in row {bad}); features must be finite"
         )
     return rows

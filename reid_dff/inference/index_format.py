@@ -250,15 +250,21 @@ def _parse_meta(raw: Any, meta_path: str) -> IndexMetadata:
     return meta
 
 
-def resolve_inside_root(root: str, rel_path: str, what: str = "gallery", source: str = "the index") -> str:
+def resolve_inside_root(
+    root: str, rel_path: str, what: str = "gallery", source: str = "the index", moved: str | None = None
+) -> str:
     """``root/rel_path`` made absolute, refusing paths that leave ``root`` or do not exist.
 
-    ``what`` ("gallery", "query") and ``source`` ("the index", "the search report") only word the errors.
+    ``what`` ("gallery", "query") and ``source`` ("the index", "the search report") only word the errors;
+    ``moved`` is the remedy for images that are no longer where ``source`` says (default: give ``what``'s
+    root or rebuild ``source``, which suits an index; a search report names the roots it was searched with).
     """
+    if moved is None:
+        moved = f"pass the right {what} root or rebuild {source}"
     if not root:
         raise UnsafeIndexPathError(
             f"{what} path {rel_path!r} has no {what} root: {source} was made without one; "
-            f"pass the {what} root to use its images"
+            + (f"pass the {what} root to use its images" if source == "the index" else moved)
         )
     root_real = os.path.realpath(root)
     full = os.path.realpath(os.path.join(root_real, rel_path))
@@ -269,7 +275,6 @@ def resolve_inside_root(root: str, rel_path: str, what: str = "gallery", source:
         )
     if not os.path.isfile(full):
         raise FileNotFoundError(
-            f"{what} image {full} (listed in {source} as {rel_path!r}) does not exist; pass the right "
-            f"{what} root or rebuild {source}"
+            f"{what} image {full} (listed in {source} as {rel_path!r}) does not exist; {moved}"
         )
     return full

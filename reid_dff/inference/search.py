@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..evaluation.features import Features
+from ..evaluation.metrics import NoValidQueryError
 from .index import GalleryIndex, IndexCompatibilityError, SearchResult
 
 
@@ -97,7 +98,10 @@ def cmc_from_search(
         if len(found):
             hits[found[0] :] += 1
     if num_valid == 0:
-        raise ValueError("no query has a match in the gallery from another camera; CMC is undefined")
+        raise NoValidQueryError(
+            f"none of the {len(result)} queries has a match in the gallery from another camera "
+            "(same-identity-same-camera items excluded), so CMC is undefined"
+        )
     return hits / num_valid, num_valid
 
 
@@ -111,7 +115,8 @@ def search_features(
 
     ``exclude_same_camera`` applies the ReID protocol (drop gallery items of the query's identity seen by
     the query's camera); it needs pids/camids on both sides. With it, the report also holds
-    ``cmc`` (ranks 1..k, ``{"1": ..., "5": ...}``) and ``num_valid_queries``.
+    ``cmc`` (ranks 1..k, ``{"1": ..., "5": ...}``) and ``num_valid_queries``; when no query is valid the
+    ranked lists are kept, with ``cmc`` None, ``num_valid_queries`` 0 and ``no_valid_query`` the reason.
     """
     # No normalization check: features files hold raw embeddings, which the index normalizes (or not) by
     # its own metric, so an index built with another --metric than the queries' TEST.METRIC is searched
@@ -138,7 +143,11 @@ def search_features(
         camera_filtering=exclude_same_camera,
     )
     if exclude_same_camera:
-        cmc, num_valid = cmc_from_search(result, index.pids, index.camids, queries.pids, queries.camids)
+        try:
+            cmc, num_valid = cmc_from_search(result, index.pids, index.camids, queries.pids, queries.camids)
+        except NoValidQueryError as e:  # the ranked lists stand; only the CMC is undefined
+            report.update(cmc=None, num_valid_queries=0, no_valid_query=str(e))
+            return report
         report["cmc"] = {str(rank): float(cmc[rank - 1]) for rank in range(1, len(cmc) + 1)}
         report["num_valid_queries"] = num_valid
     return report

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
+import yaml
 from torch import nn
 
 from ..errors import ReidDffError
@@ -83,6 +84,20 @@ def _preview(keys: list[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def weights_only_refusal(text: str) -> str:
+    """The one line of torch's ``weights_only`` refusal that names what was refused (torch 2.x words it as
+    ``WeightsUnpickler error: Unsupported global: ...`` or ``Trying to load unsupported GLOBAL ... whose
+    module ... is blocked``), without torch's advice to allowlist classes or to load unsafely."""
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    advice = ("Weights only load failed", "Check the documentation", "(1)", "(2)", "In PyTorch")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(advice):
+            return line.split(". Please use", 1)[0].rstrip(".")[:200]
+    return "a class or function outside the allowed tensors, numbers and containers"
+
+
 def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
     """Why ``torch.load(path, weights_only=True)`` failed, in one short clause (torch's own message runs to
     several lines of advice that does not apply here, such as retrying with ``weights_only=False``)."""
@@ -98,12 +113,9 @@ def torch_load_problem(path: str | os.PathLike, error: BaseException) -> str:
             if not any(name.endswith("data.pkl") for name in archive.namelist()):
                 return "it is a zip archive that torch.save did not write (a .npz features file, say)"
     text = str(error)
-    if "WeightsUnpickler error:" in text:
-        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].strip()
-        detail = detail.split(". Please use", 1)[
-            0
-        ]  # torch's advice to allowlist classes: not for others' files
-        return f"it holds objects that only arbitrary code could rebuild ({detail})"
+    if "WeightsUnpickler error:" in text or "Weights only load failed" in text:
+        refused = weights_only_refusal(text)
+        return f"it holds objects that only arbitrary code could rebuild ({refused}); refused for safety"
     lines = text.strip().splitlines()
     detail = f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
     return f"the file is corrupt or truncated ({detail})"
@@ -280,17 +292,76 @@ def _mismatch_hint(keys: list[str]) -> str:
     return "MODEL.BACKBONE (depth), MODEL.DFF.* or MODEL.HEAD.* probably differs from the checkpoint's"
 
 
+# MODEL settings that leave every tensor's name and shape as it is.
+_SHAPE_NEUTRAL_KEYS = (
+    "MODEL.DEVICE",
+    "MODEL.PRETRAIN_PATH",
+    "MODEL.WEIGHTS",
+    "MODEL.LAST_STRIDE",
+    "MODEL.LOSSES",
+    "MODEL.HEAD.NUM_CLASSES",
+    "MODEL.HEAD.GEM_P",
+    "MODEL.DFF.MASK_INIT",
+    "MODEL.DFF.MASK_WEIGHT_DECAY",
+)
+
+
+def _flat_model_settings(values: Mapping, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flat_model_settings(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _config_differences(cfg: Mapping | None, checkpoint: str | os.PathLike | Mapping) -> str:
+    """``MODEL.*`` settings of ``cfg`` that differ from those the checkpoint was trained with (its ``"cfg"``
+    YAML text), as a clause for a mismatch message; empty when unknown or none differ."""
+    if cfg is None or not isinstance(cfg.get("MODEL"), Mapping):
+        return ""
+    state = checkpoint
+    if not isinstance(state, Mapping):
+        try:
+            state = torch.load(os.fspath(state), map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 -- the mismatch is reported either way; this only adds the cause
+            return ""
+    text = state.get("cfg") if isinstance(state, Mapping) else None
+    try:
+        trained = yaml.safe_load(text) if isinstance(text, str) else None
+    except yaml.YAMLError:
+        return ""
+    if not isinstance(trained, Mapping) or not isinstance(trained.get("MODEL"), Mapping):
+        return ""
+    ours = _flat_model_settings(cfg["MODEL"], "MODEL.")
+    theirs = _flat_model_settings(trained["MODEL"], "MODEL.")
+    differ = [
+        f"{key} (checkpoint has {theirs[key]}, config has {ours[key]})"
+        for key in ours
+        if key in theirs and theirs[key] != ours[key] and not key.startswith(_SHAPE_NEUTRAL_KEYS)
+    ]
+    if not differ:
+        return ""
+    return f"The config differs from the one the checkpoint was trained with in {'; '.join(differ)}"
+
+
 def load_model_weights(
     model: nn.Module,
     path_or_state: str | os.PathLike | Mapping,
     ignore_classifier: bool = False,
     source: str | None = None,
+    cfg: Mapping | None = None,
+    checkpoint: str | os.PathLike | Mapping | None = None,
 ) -> LoadReport:
     """Load a reid-dff checkpoint (``{"model": state_dict, ...}`` or a bare state dict) into a built model.
 
     Every key and shape must match, except ``classifier.*`` when ``ignore_classifier`` (e.g. evaluating a
     model trained on other identities); a mismatch raises ``WeightsMismatchError`` naming the keys.
     ``source`` names an already loaded state in messages (default: the path, or ``MODEL.WEIGHTS``).
+    With ``cfg``, the config ``model`` was built from, a mismatch names the ``MODEL.*`` settings that differ
+    from the checkpoint's own ``"cfg"`` entry (read from ``checkpoint``, default ``path_or_state``).
     """
     what = "reid-dff checkpoint" if source else "reid-dff checkpoint (MODEL.WEIGHTS)"
     state = read_state_dict(path_or_state, what=what)
@@ -313,9 +384,10 @@ def load_model_weights(
         if mismatched:
             shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in mismatched]
             parts.append(f"{len(mismatched)} with other shapes (checkpoint vs model): {_preview(shapes)}")
+        cause = _config_differences(cfg, checkpoint if checkpoint is not None else path_or_state)
         raise WeightsMismatchError(
             f"{what} {source} does not match the model: {'; '.join(parts)}. "
-            f"{_mismatch_hint(missing + unexpected + mismatched)}"
+            f"{cause or _mismatch_hint(missing + unexpected + mismatched)}"
         )
     result = dict(target)
     report = LoadReport()

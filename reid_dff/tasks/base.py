@@ -85,7 +85,7 @@ class Task(ABC):
 
         num_classes = int(state.get("num_classes", 0))
         model = self.build_model(num_classes, imagenet_init=False)
-        load_model_weights(model, state, ignore_classifier=num_classes == 0, source=source)
+        load_model_weights(model, state, ignore_classifier=num_classes == 0, source=source, cfg=self.cfg)
         return model
 
     # -- evaluation --------------------------------------------------------

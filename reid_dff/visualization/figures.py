@@ -18,7 +18,6 @@ from torch import nn
 
 from ..data.io import read_image
 from ..errors import ReidDffError
-from ..inference.index import resolve_inside_root
 from ..modeling.backbones.filters import FrequencyMask
 from .drawing import (
     BLUE,
@@ -32,6 +31,7 @@ from .drawing import (
     resize,
     tile,
 )
+from .html import resolve_report_path
 
 
 class FigureInputError(ReidDffError):
@@ -225,10 +225,8 @@ def ranked_lists_figure(
                 f"query {position} of the search report lacks {e} (each query needs 'query' and 'results' "
                 "with 'path', 'match', 'distance'; the report needs 'query_root' and 'gallery_root')"
             ) from None
-        query_image = read_image(resolve_inside_root(roots[0], query_path, "query", "the search report"))
-        gallery = [
-            read_image(resolve_inside_root(roots[1], p, "gallery", "the search report")) for p in result_paths
-        ]
+        query_image = read_image(resolve_report_path(roots[0], query_path, "query"))
+        gallery = [read_image(resolve_report_path(roots[1], p, "gallery")) for p in result_paths]
         if not gallery:
             gallery, matches, distances = [np.full((*size, 3), 255, np.uint8)], [None], [float("nan")]
         rows.append([ranked_list_image(query_image, gallery, matches, size=size, distances=distances)])

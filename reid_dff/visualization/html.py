@@ -22,6 +22,19 @@ from .drawing import resize
 THUMBNAIL_MODES = ("embed", "relative")
 _BORDER = {True: "#00aa00", False: "#dc0000", None: "#969696"}
 
+
+def resolve_report_path(root: str, rel_path: str, what: str) -> str:
+    """An image of a search report (``what``: "query" or "gallery"), checked as the index checks its own;
+    images that moved since the search are found by searching again with their current root."""
+    return resolve_inside_root(
+        root,
+        rel_path,
+        what,
+        "the search report",
+        moved=f"the images moved since the search: search again with the {what} root where they are now",
+    )
+
+
 _STYLE = """
 body { font-family: sans-serif; margin: 16px; }
 .row { display: flex; align-items: flex-start; gap: 6px; margin-bottom: 14px; }
@@ -79,14 +92,12 @@ def write_search_html(
 
     rows = []
     for query in report["queries"]:
-        query_path = resolve_inside_root(report["query_root"], query["query"], "query", "the search report")
+        query_path = resolve_report_path(report["query_root"], query["query"], "query")
         caption = "query" if query["pid"] < 0 else f"query pid {query['pid']}"
         cells = [_cell(src(query_path), caption, query["query"], "query")]
         cells.append('<div class="sep"></div>')
         for item in query["results"]:
-            gallery_path = resolve_inside_root(
-                report["gallery_root"], item["path"], "gallery", "the search report"
-            )
+            gallery_path = resolve_report_path(report["gallery_root"], item["path"], "gallery")
             cells.append(
                 _cell(
                     src(gallery_path),

@@ -251,3 +251,28 @@ def test_frozen_config_refuses_every_dict_mutator_and_stays_frozen_when_pickled(
     with pytest.raises(AttributeError, match="frozen"):
         copy.SEED = 3
     assert not pickle.loads(pickle.dumps(get_cfg())).is_frozen()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n# and another\n", "---\n"])
+def test_an_empty_config_file_is_an_error_naming_it_not_all_defaults(tmp_path, capsys, text):
+    empty = write(tmp_path / "empty.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        setup_cfg(str(empty))
+    assert str(info.value).startswith(f"config file {empty} is empty (no key, only comments or blank lines)")
+    from reid_dff.cli.train_net import main
+
+    with pytest.raises(SystemExit) as exit_info:  # the tool: one line, nothing trained
+        main(["--config-file", str(empty), "OUTPUT_DIR", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"train_net.py: error: config file {empty} is empty") and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_base_is_an_error_naming_it_and_its_includer(tmp_path):
+    base = write(tmp_path / "model.yaml", "# a model file whose keys were lost\n")
+    leaf = write(tmp_path / "leaf.yaml", "_BASE_: model.yaml\nSEED: 4\n")
+    with pytest.raises(ConfigError) as info:
+        setup_cfg(str(leaf))
+    assert str(info.value).startswith(f"config file {base} is empty (no key, only comments or blank lines) "
+                                      f"(named in _BASE_ of {leaf})")  # fmt: skip

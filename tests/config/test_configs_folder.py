@@ -125,8 +125,9 @@ def test_runs_write_to_different_folders():
     assert len(set(out.values())) == len(out)
 
 
-# A protocol file always names its sources and targets, even where one equals the default (market1501).
-ALWAYS_NAMED = {"DATASETS.SOURCES", "DATASETS.TARGETS"}
+# A protocol file always names its sources and targets, even where one equals the default (market1501);
+# a model file always names its backbone, even the default one (an empty config file is an error).
+ALWAYS_NAMED = {"DATASETS.SOURCES", "DATASETS.TARGETS", "MODEL.BACKBONE"}
 
 
 @pytest.mark.parametrize("rel", ALL)

@@ -93,3 +93,25 @@ def test_checkpoint_and_non_finite_loss_errors_are_user_errors_of_their_builtin_
 
     assert issubclass(CheckpointError, ReidDffError) and issubclass(CheckpointError, RuntimeError)
     assert issubclass(NonFiniteLossError, ReidDffError) and issubclass(NonFiniteLossError, FloatingPointError)
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it would call os.getcwd (any callable would do)."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("use_zip", [True, False])
+def test_pickle_payload_is_refused_for_safety_not_called_corrupt(tmp_path, use_zip):
+    payload = tmp_path / "payload.pth"
+    torch.save({"model": _RunsCode(), "extra": {1, 2}}, payload, _use_new_zipfile_serialization=use_zip)
+    with pytest.raises(Exception) as raw:  # torch's own refusal: the text torch_load_problem has to read
+        torch.load(payload, weights_only=True)
+    assert "Weights only load failed" in str(raw.value)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(payload)
+    message = str(info.value)
+    assert "payload.pth" in message and "only arbitrary code could rebuild" in message
+    assert "getcwd" in message and "refused for safety" in message
+    assert "corrupt" not in message and "\n" not in message and "weights_only=False" not in message

@@ -11,7 +11,8 @@ from reid_dff.config import ConfigError, setup_cfg
 from reid_dff.data import build_transforms, read_image
 from reid_dff.inference.extractor import FeatureExtractor
 from reid_dff.modeling import WeightsMismatchError, build_model
-from reid_dff.modeling.checkpoint import CheckpointError
+from reid_dff.modeling.checkpoint import CheckpointError, load_checkpoint
+from reid_dff.tasks import build_task
 from reid_dff.utils import sha256_file
 
 
@@ -98,6 +99,32 @@ def test_missing_weights_and_bad_checkpoints_are_refused(tiny_checkpoint, tmp_pa
     other = save_tiny_checkpoint(tmp_path / "r18.pth", tiny_cfg(backbone="resnet18"))
     with pytest.raises(WeightsMismatchError, match="does not match the model"):
         FeatureExtractor(config_file, weights=other)
+
+
+def test_a_dff_checkpoint_under_a_resnet_config_names_the_backbone_setting(tiny_checkpoint, tmp_path):
+    _, dff_checkpoint = tiny_checkpoint  # trained (saved) as dff_resnet18; its "cfg" entry says so
+    resnet = tiny_cfg(backbone="resnet18")
+    with pytest.raises(WeightsMismatchError) as extractor:
+        FeatureExtractor(resnet, weights=dff_checkpoint)
+    with pytest.raises(WeightsMismatchError) as evaluation:  # the evaluation path: the task's loader
+        build_task(resnet).load_weights_for_evaluation(load_checkpoint(dff_checkpoint), "w.pth")
+    for info in (extractor, evaluation):
+        message = str(info.value)
+        assert "MODEL.BACKBONE (checkpoint has dff_resnet18, config has resnet18)" in message, message
+        assert "MODEL.DFF" not in message and "\n" not in message  # no longer blames the filter setting
+    # Only the filter differs: that is the setting named.
+    other_filter = save_tiny_checkpoint(tmp_path / "ins_channel.pth", filtered("ins_channel"))
+    with pytest.raises(WeightsMismatchError) as info:
+        FeatureExtractor(filtered("ins_spatial"), weights=other_filter)
+    message = str(info.value)
+    assert "MODEL.DFF.FILTER (checkpoint has ins_channel, config has ins_spatial)" in message, message
+    assert "MODEL.BACKBONE" not in message
+
+
+def filtered(name):
+    cfg = tiny_cfg(backbone="dff_resnet18")
+    cfg.MODEL.DFF.FILTER = name
+    return cfg
 
 
 def test_bad_inputs_are_refused(tiny_checkpoint):

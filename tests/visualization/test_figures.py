@@ -310,3 +310,39 @@ def test_html_page_embeds_or_links_thumbnails(tmp_path):
     assert "base64" not in linked and 'src="../gallery/0001_c1s1_000001_00.jpg"' in linked
     with pytest.raises(ValueError, match="thumbnails must be one of"):
         write_search_html(tmp_path / "x.html", report, thumbnails="inline")
+
+
+def test_ranked_lists_of_moved_images_say_to_search_again_in_one_line(tmp_path, capsys):
+    report = gallery_report(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps(report))
+    os.rename(tmp_path / "gallery", tmp_path / "gallery_moved")  # the images moved after the search
+    with pytest.raises(SystemExit) as info:
+        load_tool("visualize").main(
+            ["ranked", "--results", str(tmp_path / "results.json"), "--output", str(tmp_path / "r.png")]
+        )
+    err = capsys.readouterr().err
+    assert (
+        info.value.code == 1
+        and err.startswith("visualize.py: error: gallery image ")
+        and err.count("\n") == 1
+    )
+    assert "does not exist; the images moved since the search: search again with the gallery root" in err
+    assert "rebuild" not in err and "pass the right" not in err  # ranked has no root option to pass
+    with pytest.raises(FileNotFoundError, match="search again with the gallery root"):
+        write_search_html(tmp_path / "page.html", report)
+
+
+def test_activations_refuse_a_dff_checkpoint_as_the_base_in_one_line(tiny_models, tmp_path, capsys):
+    dff_checkpoint, _ = tiny_models
+    write_market_images(tmp_path / "imgs", ["0001_c1s1_000001_00.jpg"])
+    with pytest.raises(SystemExit) as info:
+        load_tool("visualize").main(
+            ["activations", "--base-weights", dff_checkpoint, "--weights", dff_checkpoint, "--images",
+             str(tmp_path / "imgs"), "--output", str(tmp_path / "act.png"), "--device", "cpu"]
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"visualize.py: error: --base-weights {dff_checkpoint} is a dff_resnet18 model;"), (
+        err
+    )
+    assert "MODEL.BACKBONE resnet18" in err and not (tmp_path / "act.png").exists()
