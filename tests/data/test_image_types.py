@@ -55,6 +55,7 @@ def test_a_bmp_image_folder_trains_and_evaluates(tmp_path):
     assert batch["images"].shape == (6, 3, 16, 8)
 
 
+@pytest.mark.e2e  # a training run
 def test_a_bmp_image_folder_runs_through_the_trainer(tmp_path):
     from reid_dff.config import get_cfg
     from reid_dff.engine import Trainer

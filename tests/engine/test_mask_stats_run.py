@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
 from synthetic_run import tiny_run_cfg
 
 from reid_dff.engine import Trainer
 from reid_dff.modeling.backbones import FourierUnit
+
+pytestmark = pytest.mark.e2e  # a training run
 
 
 def test_training_writes_mask_stats_at_evaluation(tmp_path):

@@ -270,6 +270,7 @@ def test_a_link_in_place_of_a_stale_run_is_replaced_not_followed(tmp_path):
     assert not (tmp_path / "root" / "dff" / "seed0").is_symlink()
 
 
+@pytest.mark.e2e  # two trainings, one in a train_net.py process
 def test_a_run_in_the_sweep_equals_the_same_config_trained_by_train_net(tmp_path):
     # In-process runs must not leak state into each other: the second run of the sweep (after another
     # run, an evaluation of an untrained network, in this process) reports what a fresh train_net.py process reports for its config.

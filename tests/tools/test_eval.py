@@ -4,11 +4,14 @@ import hashlib
 import json
 import os
 
+import pytest
 import yaml
 
 from reid_dff.cli.evaluate import main
 from reid_dff.config import setup_cfg
 from reid_dff.engine import Trainer
+
+pytestmark = pytest.mark.e2e  # trains a ReID and an Office-Home run, then evaluates them
 
 
 def reid_overrides(tmp_path):

@@ -11,6 +11,8 @@ import pytest
 
 from reid_dff.tasks.classification import format_leave_one_domain_out_table
 
+pytestmark = pytest.mark.e2e  # both table tools train end to end
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
