@@ -16,7 +16,8 @@ _C.OUTPUT_DIR = "output/default"
 _C.MODEL = CN()
 # "cpu", "cuda", "cuda:N" or "auto" (cuda when available).
 _C.MODEL.DEVICE = "auto"
-# "reid" (embedding + BNNeck + ID classifier) or "classification" (Office-Home style closed-set head).
+# "reid" (embedding + BNNeck + ID classifier), "classification" (Office-Home style closed-set head) or
+# "imagenet" (stage-1 pre-training: the classification model, top-1/top-5 on the source's val split).
 _C.MODEL.TASK = "reid"
 # Convert the model and its training inputs to the channels_last memory format (faster convolutions
 # under AMP on tensor-core GPUs); results are the same up to float rounding.
