@@ -16,8 +16,12 @@ _C.OUTPUT_DIR = "output/default"
 _C.MODEL = CN()
 # "cpu", "cuda", "cuda:N" or "auto" (cuda when available).
 _C.MODEL.DEVICE = "auto"
-# "reid" (embedding + BNNeck + ID classifier) or "classification" (Office-Home style closed-set head).
+# "reid" (embedding + BNNeck + ID classifier), "classification" (Office-Home style closed-set head) or
+# "imagenet" (stage-1 pre-training: the classification model, top-1/top-5 on the source's val split).
 _C.MODEL.TASK = "reid"
+# Convert the model and its training inputs to the channels_last memory format (faster convolutions
+# under AMP on tensor-core GPUs); results are the same up to float rounding.
+_C.MODEL.CHANNELS_LAST = False
 # Backbone registry name: resnet18/34/50/101, ffc_resnet18/50, dff_resnet18/50 ...
 _C.MODEL.BACKBONE = "dff_resnet50"
 _C.MODEL.LAST_STRIDE = 1
@@ -167,6 +171,9 @@ _C.SOLVER = CN()
 # "Adam" or "SGD".
 _C.SOLVER.OPTIMIZER = "Adam"
 _C.SOLVER.BASE_LR = 3.5e-4
+# Linear LR scaling: when > 0, the learning rate used is BASE_LR * IMS_PER_BATCH / REFERENCE_BATCH
+# (IMS_PER_BATCH is the global batch over all ranks); 0: BASE_LR as is.
+_C.SOLVER.REFERENCE_BATCH = 0
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = False
 _C.SOLVER.WEIGHT_DECAY = 5e-4
@@ -190,6 +197,9 @@ _C.SOLVER.MIN_LR_FACTOR = 0.0
 _C.SOLVER.CLIP_GRAD_NORM = 0.0
 # Mixed precision; only ever used on CUDA.
 _C.SOLVER.AMP = True
+# AMP's autocast dtype: "auto" (bf16 where the GPU supports it, else fp16), "bf16" or "fp16". fp16 runs
+# with a gradient scaler; bf16 needs none.
+_C.SOLVER.AMP_DTYPE = "auto"
 _C.SOLVER.SYNC_BN = False
 _C.SOLVER.CHECKPOINT_PERIOD = 1
 _C.SOLVER.LOG_PERIOD = 20

@@ -2,7 +2,8 @@
 
 Schedules are configured in epochs and applied per iteration: call ``scheduler.step()`` after every
 ``optimizer.step()``. The learning rate of iteration ``i`` (0-based) is
-``BASE_LR * warmup(i) * decay(i)``.
+``base_lr(cfg) * warmup(i) * decay(i)``, where ``base_lr`` applies the linear scaling rule of
+``SOLVER.REFERENCE_BATCH``.
 """
 
 from __future__ import annotations
@@ -48,15 +49,25 @@ def mask_generator_parameters(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, MASK_GENERATORS) for p in m.parameters()}
 
 
+def base_lr(cfg) -> float:
+    """The learning rate the schedule scales: ``BASE_LR``, times ``IMS_PER_BATCH / REFERENCE_BATCH`` when
+    ``SOLVER.REFERENCE_BATCH`` > 0 (the linear scaling rule; ``IMS_PER_BATCH`` is the batch over all ranks)."""
+    reference = int(cfg.SOLVER.REFERENCE_BATCH)
+    if reference < 0:
+        raise ConfigError(f"SOLVER.REFERENCE_BATCH must be >= 0 (0: no scaling), got {reference}")
+    lr = float(cfg.SOLVER.BASE_LR)
+    return lr * int(cfg.SOLVER.IMS_PER_BATCH) / reference if reference else lr
+
+
 @OPTIMIZER_REGISTRY.register("Adam")
 def _adam(cfg, groups):
-    return torch.optim.Adam(groups, lr=cfg.SOLVER.BASE_LR)
+    return torch.optim.Adam(groups, lr=base_lr(cfg))
 
 
 @OPTIMIZER_REGISTRY.register("SGD")
 def _sgd(cfg, groups):
     return torch.optim.SGD(
-        groups, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
+        groups, lr=base_lr(cfg), momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV
     )
 
 

@@ -31,6 +31,7 @@ from ..modeling.losses import build_losses
 from ..modeling.pretrained import read_state_dict
 from ..tasks import Task, build_task
 from ..utils import git_revision, seed_everything, setup_logger
+from .amp import resolve_amp_dtype
 from .checkpoint import (
     RESUME_MAY_CHANGE,
     capture_rng_state,
@@ -116,6 +117,9 @@ class Trainer:
         if cfg.MODEL.WEIGHTS and not resume:
             self.init_from_weights(model, cfg.MODEL.WEIGHTS)
         model = model.to(self.device)
+        self.channels_last = bool(cfg.MODEL.CHANNELS_LAST)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         if cfg.SOLVER.SYNC_BN and self.world_size > 1:
             if self.device.type != "cuda":
                 raise ConfigError(
@@ -135,8 +139,10 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, model)
         self.iters_per_epoch = self.compute_iters_per_epoch()
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
-        self.use_amp = bool(cfg.SOLVER.AMP) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = resolve_amp_dtype(cfg, self.device)  # None: no autocast
+        self.use_amp = self.amp_dtype is not None
+        # Only fp16 needs loss scaling; bf16 has float32's range.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
         self.max_epochs = int(cfg.SOLVER.MAX_EPOCHS)
         self.selected: dict | None = None  # the task's record of the evaluation that picked best.pth
@@ -377,7 +383,7 @@ class Trainer:
             self.iters_per_epoch,
             self.device,
             self.world_size,
-            "on" if self.use_amp else "off",
+            str(self.amp_dtype).replace("torch.", "") if self.use_amp else "off",
             self.num_classes,
             self.class_noun,
         )
@@ -486,8 +492,10 @@ class Trainer:
         window_start, window_images = time.perf_counter(), 0
         for step, batch in enumerate(progress):
             images = batch["images"].to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             targets = batch["pids"].to(self.device, non_blocking=True)
-            with torch.autocast("cuda", enabled=self.use_amp) if self.use_amp else contextlib.nullcontext():
+            with torch.autocast("cuda", dtype=self.amp_dtype) if self.use_amp else contextlib.nullcontext():
                 outputs = self.model(images)
                 losses = self.criterion(outputs, targets)
             loss = sum(losses.values())

@@ -50,6 +50,7 @@ class ClassificationModel(nn.Module):
         return {"logits": logits, "features": features}
 
 
+@META_ARCH_REGISTRY.register("imagenet")  # stage-1 pre-training: the same model
 @META_ARCH_REGISTRY.register("classification")
 def build_classification_model(cfg: CfgNode, num_classes: int) -> ClassificationModel:
     """The classification model of ``cfg`` with ``num_classes`` outputs (``MODEL.HEAD.NUM_CLASSES`` if > 0)."""

@@ -477,7 +477,9 @@ def test_a_task_strategy_drives_data_model_selection_and_report_of_the_one_train
 def test_model_task_names_a_registered_task():
     assert isinstance(build_task(make_cfg_plain("reid")), ReIDTask)
     assert isinstance(build_task(make_cfg_plain("classification")), ClassificationTask)
-    with pytest.raises(ConfigError, match="MODEL.TASK must be one of classification, reid, got 'detection'"):
+    with pytest.raises(
+        ConfigError, match="MODEL.TASK must be one of classification, imagenet, reid, got 'detection'"
+    ):
         build_task(make_cfg_plain("detection"))
 
 

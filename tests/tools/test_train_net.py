@@ -191,7 +191,9 @@ def test_the_task_picks_the_strategy_of_the_one_trainer_and_eval_only(monkeypatc
         ("eval", "classification"),
         ("train", "classification", False, ClassificationTask, True),
     ]
-    with pytest.raises(ConfigError, match="MODEL.TASK must be one of classification, reid, got 'detection'"):
+    with pytest.raises(
+        ConfigError, match="MODEL.TASK must be one of classification, imagenet, reid, got 'detection'"
+    ):
         tool.run(setup_cfg(None, ["MODEL.TASK", "detection"]), tool.parse_args(["--config-file", "x.yaml"]))
 
 

@@ -20,6 +20,7 @@ from ...utils import git_revision
 
 __all__ = [
     "CLASSIFICATION_SCHEMA",
+    "accuracy_of",
     "evaluate_classification",
     "evaluate_classification_targets",
     "format_classification_markdown",
@@ -32,18 +33,28 @@ CLASSIFICATION_SCHEMA = "reid_dff.evaluation.classification/1"
 
 
 def evaluate_classification(
-    model: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.device | str, amp: bool = True
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    device: torch.device | str,
+    amp: bool = True,
+    topk: Sequence[int] = (1,),
 ) -> dict[str, Any]:
     """Top-1 accuracy of ``model`` (eval mode returns ``(B, N)`` logits) over ``{"images", "pids"}`` batches.
 
     ``pids`` are class indices. Returns ``{"top1": fraction in [0, 1], "num_correct", "num_images"}``;
-    ``amp`` enables autocast on CUDA only; the model's train/eval mode is restored.
+    each further ``k`` of ``topk`` adds ``"top<k>"`` and ``"num_correct_top<k>"`` (the label among the
+    ``k`` highest logits; with fewer than ``k`` classes every image counts). ``amp`` enables autocast on
+    CUDA only; the model's train/eval mode is restored.
     """
     device = torch.device(device)
     use_amp = amp and device.type == "cuda"
+    extra = sorted({int(k) for k in topk} - {1})
+    if any(k < 1 for k in extra):
+        raise ValueError(f"topk entries must be >= 1, got {list(topk)}")
     was_training = model.training
     model.eval()
     correct = total = 0
+    correct_k = dict.fromkeys(extra, 0)
     try:
         with torch.inference_mode():
             for batch in loader:
@@ -69,20 +80,31 @@ def evaluate_classification(
                         f"{logits.shape[1]} classes; the checkpoint was trained on another class list"
                     )
                 correct += int((logits.argmax(dim=1) == labels).sum())
+                if extra:
+                    ranked = logits.topk(min(extra[-1], logits.shape[1]), dim=1).indices
+                    hits = ranked == labels[:, None]
+                    for k in extra:
+                        correct_k[k] += int(hits[:, :k].any(dim=1).sum())
                 total += labels.numel()
     finally:
         model.train(was_training)
     if total == 0:
         raise ValueError("the loader yielded no images to classify; check the domain's class folders")
-    return {"top1": correct / total, "num_correct": correct, "num_images": total}
+    result: dict[str, Any] = {"top1": correct / total, "num_correct": correct, "num_images": total}
+    for k, n in correct_k.items():
+        result[f"top{k}"] = n / total
+        result[f"num_correct_top{k}"] = n
+    return result
 
 
-def _accuracy_of(
-    cfg: Any, model: nn.Module, device: torch.device | str, samples: Sequence[Any]
+def accuracy_of(
+    cfg: Any, model: nn.Module, device: torch.device | str, samples: Sequence[Any], topk: Sequence[int] = (1,)
 ) -> dict[str, Any]:
+    """:func:`evaluate_classification` over ``samples`` with the test transforms; adds ``num_skipped``."""
     from ...data import build_test_loader  # the image pipeline only when evaluating real data
 
-    result = evaluate_classification(model, build_test_loader(cfg, samples), device, amp=cfg.SOLVER.AMP)
+    loader = build_test_loader(cfg, samples)
+    result = evaluate_classification(model, loader, device, amp=cfg.SOLVER.AMP, topk=topk)
     result["num_skipped"] = len(samples) - result["num_images"]
     return result
 
@@ -97,12 +119,12 @@ def evaluate_classification_targets(
 
         data = build_classification_data(cfg)
     source_val = {
-        spec: _accuracy_of(cfg, model, device, samples) for spec, samples in data.val.items() if samples
+        spec: accuracy_of(cfg, model, device, samples) for spec, samples in data.val.items() if samples
     }
     targets = {}
     for spec, samples in data.targets.items():
         logger.info("evaluating %s: %d images", spec, len(samples))
-        targets[spec] = _accuracy_of(cfg, model, device, samples)
+        targets[spec] = accuracy_of(cfg, model, device, samples)
     return {
         "schema": CLASSIFICATION_SCHEMA,
         "task": "classification",
