@@ -3,8 +3,8 @@
 With ``TEST.SELECTION source_val`` each source gives up ``DATASETS.SOURCE_VAL.NUM_IDS`` identities, drawn
 from ``SEED`` and the source's position (the same ones in every run of that config), that the training set
 never sees. Their images form one query/gallery split per source, as Market-style protocols do: per
-identity, the first image (by path) of each camera is a query and the rest are gallery; an identity seen
-by one camera only is a gallery-only distractor.
+identity, the first image (by path) of each camera is a query and the rest are gallery (a query keeps a
+gallery match in another camera); an identity seen by one camera only is a gallery-only distractor.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def carve_source_val(
 
 def query_gallery(samples: Sequence[Sample]) -> tuple[list[Sample], list[Sample]]:
     """Market-style query/gallery of held-out images: per identity and camera the first image (by path)
-    is a query when the identity has another camera; everything else is gallery."""
+    is a query, the rest gallery; a camera's first image stays in the gallery when no other camera of the
+    identity would keep a gallery image to match it (and always for an identity seen by one camera)."""
     by_pid: dict[int, dict[int, list[Sample]]] = {}
     for sample in sorted(samples, key=lambda s: s.path):
         by_pid.setdefault(sample.pid, {}).setdefault(sample.camid, []).append(sample)
@@ -67,11 +68,13 @@ def query_gallery(samples: Sequence[Sample]) -> tuple[list[Sample], list[Sample]
     gallery: list[Sample] = []
     for pid in sorted(by_pid):
         cameras = by_pid[pid]
+        is_query = dict.fromkeys(cameras, True)
+        for camid in sorted(cameras):
+            others = sum(len(cameras[c]) - is_query[c] for c in cameras if c != camid)
+            if others == 0:
+                is_query[camid] = False
         for camid in sorted(cameras):
             images = cameras[camid]
-            if len(cameras) > 1:
-                query.append(images[0])
-                gallery += images[1:]
-            else:
-                gallery += images
+            query += images[:1] if is_query[camid] else []
+            gallery += images[1:] if is_query[camid] else images
     return query, gallery

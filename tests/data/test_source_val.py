@@ -51,9 +51,24 @@ def test_query_is_one_image_per_camera_and_single_camera_ids_are_distractors():
         Sample("/a/1_c0_0.jpg", 1, 0),
         Sample("/a/1_c0_1.jpg", 1, 0),
         Sample("/a/1_c1_0.jpg", 1, 1),
+        Sample("/a/1_c1_1.jpg", 1, 1),
         Sample("/a/2_c0_0.jpg", 2, 0),
         Sample("/a/2_c0_1.jpg", 2, 0),
     ]
     query, gallery = query_gallery(list(reversed(samples)))
     assert query == [samples[0], samples[2]]
-    assert gallery == [samples[1], samples[3], samples[4]]
+    assert gallery == [samples[1], samples[3], samples[4], samples[5]]
+    # camera 1's only image as a query would leave camera 0's query no cross-camera match: camera 0 is
+    # all gallery, and camera 1's image (matched by camera 0's) is the one query
+    query, gallery = query_gallery(samples[:3])
+    assert query == [samples[2]] and gallery == samples[:2]
+
+
+def test_every_query_keeps_a_gallery_image_of_its_identity_in_another_camera():
+    samples = [Sample("/b/3_c0.jpg", 3, 0), Sample("/b/3_c1.jpg", 3, 1), Sample("/b/3_c2.jpg", 3, 2)]
+    query, gallery = query_gallery(samples)
+    assert query == samples[1:] and gallery == samples[:1]
+    for q in query:
+        assert any(g.pid == q.pid and g.camid != q.camid for g in gallery)
+    two = [Sample("/b/4_c0.jpg", 4, 0), Sample("/b/4_c1.jpg", 4, 1)]
+    assert query_gallery(two) == (two[1:], two[:1])
