@@ -18,9 +18,9 @@ and ``DATASETS.ROOT <scratch>`` into ``OUT/<row>/seed<SEED>``, run in this proce
 diagnostics of its DFF masks (``mask_stats.json``, over source images); their summary (mean over the
 Fourier units) stands beside mAP / R1.
 
-Selection: the table reports the **last epoch's** weights, evaluated once on the target (the schedule's
-``TEST.EVAL_PERIOD 0``); nothing is picked on CAVIAR4REID (the trainer's ``best.pth``, which is picked on
-target mAP, is never read). Writes ``OUT/table.md`` and ``OUT/table.json``.
+Selection: the table reports the **last epoch's** weights (``TEST.SELECTION last``, the default), evaluated
+once on the target (the schedule's ``TEST.EVAL_PERIOD 0`` saves the intermediate evaluations); nothing is
+picked on CAVIAR4REID. Writes ``OUT/table.md`` and ``OUT/table.json``.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def deduplicate(runs: Sequence[Run], root: str) -> tuple[list[Run], dict[str, st
 
 def last_epoch_metrics(report: Mapping[str, Any], target: str) -> dict[str, float]:
     """mAP and R1 of ``target`` in a run's results.json: the final evaluation, of the last epoch's weights
-    (``last.pth``; checked, so a report of ``best.pth`` -- picked on the target -- is never tabled)."""
+    (``last.pth``; checked, so a report of another checkpoint is never tabled)."""
     checkpoint = (report.get("checkpoint") or {}).get("path", "")
     if os.path.basename(checkpoint) != "last.pth":
         raise BenchmarkDataError(

@@ -140,6 +140,10 @@ _C.DATASETS.SYNTHETIC.CAMERAS = 4
 _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 5
 # Office-Home closed-set DG (MODEL.TASK classification): sources/targets are "officehome:<Domain>" specs.
 _C.DATASETS.OFFICEHOME = CN()
+# TEST.SELECTION source_val: identities held out of each ReID source (drawn from SEED), removed from
+# training; per identity, one image per camera is a query and the rest gallery.
+_C.DATASETS.SOURCE_VAL = CN()
+_C.DATASETS.SOURCE_VAL.NUM_IDS = 10
 # Fraction of each class of each source domain held out for model selection (best.pth); targets stay unseen.
 _C.DATASETS.OFFICEHOME.VAL_FRACTION = 0.1
 # Seed of that split: fixed, so every run and backbone selects on the same images.
@@ -209,6 +213,10 @@ _C.TEST = CN()
 _C.TEST.IMS_PER_BATCH = 128
 # Evaluate every N epochs during training (and always at the end); 0: only at the end.
 _C.TEST.EVAL_PERIOD = 10
+# Which evaluation picks best.pth (ReID; the targets are evaluated for the log but never pick a model):
+# "last": the last epoch (what DG papers report); "source_val": the best mean mAP on identities held out
+# of each source (DATASETS.SOURCE_VAL), which then do not train.
+_C.TEST.SELECTION = "last"
 # Mask diagnostics (reid_dff.evaluation.mask_stats) at each evaluation, for models with mask modules:
 # OUTPUT_DIR/mask_stats.json and TensorBoard "mask/..." scalars, over at most MASK_STATS_MAX_IMAGES
 # training images (evenly spaced, so every source domain is represented) with the test transforms.

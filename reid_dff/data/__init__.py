@@ -28,6 +28,7 @@ _EXPORTS = {
     "TestSplit": "build",
     "TrainSet": "build",
     "all_samples": "build",
+    "build_source_val_sets": "build",
     "build_test_loader": "build",
     "build_test_sets": "build",
     "build_train_loader": "build",

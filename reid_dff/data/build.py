@@ -28,6 +28,7 @@ from .datasets.base import (
 )
 from .io import DECODERS, IMAGE_READERS, BadImageError, read_image
 from .samplers import SAMPLER_REGISTRY, _StepBatchSampler
+from .source_val import carve_source_val, query_gallery
 from .transforms import build_transforms
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "TrainSet",
     "all_samples",
     "build_test_loader",
+    "build_source_val_sets",
     "build_test_sets",
     "build_train_loader",
     "build_train_set",
@@ -97,19 +99,37 @@ def _ensure_synthetic_if_needed(cfg: Any, parsed: Sequence[tuple[str, dict[str, 
         ensure_synthetic_data(cfg, [name for name, _ in parsed])
 
 
-def build_train_set(cfg: Any) -> TrainSet:
-    """Combine ``DATASETS.SOURCES`` (train split, or all images with ``DATASETS.COMBINE_ALL``) into one set."""
+def _source_material(cfg: Any) -> Iterator[tuple[int, str, list[tuple[Sample, str]], list[Sample]]]:
+    """Per source: ``(domain, spec, training material, held-out source-val samples)``."""
     specs = list(cfg.DATASETS.SOURCES)
     parsed = _check_specs(specs, "DATASETS.SOURCES")
     _ensure_synthetic_if_needed(cfg, parsed)
-    samples: list[Sample] = []
-    pid_names: list[str] = []
-    camera_offset = 0
     for domain, (spec, (name, _)) in enumerate(zip(specs, parsed)):
         dataset = build_dataset(spec, cfg.DATASETS.ROOT, **dataset_options(cfg, name))
         material = dataset.train_samples(combine_all=cfg.DATASETS.COMBINE_ALL)
         if not material:
             raise DatasetOptionError(f"source {spec} has no training images under {dataset.root}")
+        kept, held = carve_source_val(cfg, spec, domain, material)
+        yield domain, spec, kept, held
+
+
+def build_source_val_sets(cfg: Any) -> list[TestSplit]:
+    """One query/gallery split per source of its held-out identities (``TEST.SELECTION source_val``)."""
+    splits = []
+    for _, spec, _, held in _source_material(cfg):
+        query, gallery = query_gallery(held)
+        splits.append(TestSplit(spec, None, query, gallery, None, None))
+    return splits
+
+
+def build_train_set(cfg: Any) -> TrainSet:
+    """Combine ``DATASETS.SOURCES`` (train split, or all images with ``DATASETS.COMBINE_ALL``) into one set,
+    less the identities held out for model selection (``TEST.SELECTION source_val``)."""
+    specs = list(cfg.DATASETS.SOURCES)
+    samples: list[Sample] = []
+    pid_names: list[str] = []
+    camera_offset = 0
+    for domain, spec, material, _ in _source_material(cfg):
         # Labels follow sorted (scope, raw pid) within a source: deterministic, no collisions across
         # sources or between a source's train and test id spaces.
         keys = sorted({(scope, s.pid) for s, scope in material}, key=lambda k: (k[0] != TRAIN_SCOPE, k[1]))

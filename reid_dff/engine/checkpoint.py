@@ -55,9 +55,10 @@ TRAINING_CHECKPOINT_KEYS = (
 # Config keys a --resume may change: where the run writes and reads, how often it reports, evaluates and
 # saves, how long it trains (SOLVER.MAX_EPOCHS; the schedule is recomputed for the new length), what a bad
 # image means and how images are checked (a run that met one must be able to go on without it), and
-# settings that change neither the training nor the target mAP that picks best.pth. Everything else --
-# model, losses, input pipeline, sources, sampler, optimizer, schedule, and the targets, metric and test
-# transform of that mAP -- must equal the checkpoint's, or the resumed run would silently be another one.
+# settings that change neither the training nor the evaluation. Everything else -- model, losses, input
+# pipeline, sources, sampler, optimizer, schedule, the selection rule (TEST.SELECTION, DATASETS.SOURCE_VAL),
+# and the targets, metric and test transform -- must equal the checkpoint's, or the resumed run would
+# silently be another one.
 RESUME_MAY_CHANGE = (
     "OUTPUT_DIR",
     "MODEL.DEVICE",

@@ -433,7 +433,7 @@ class Trainer:
                     report = self.evaluate()
             finally:
                 self.model.train()
-            metric = self.task.selection_metric(report)
+            metric = self.task.selection_score(report, self.epoch)
             self.logger.info("%s", self.task.describe_evaluation(report, self.epoch, self.best_metric))
             writer = self.tensorboard()
             if writer is not None:

@@ -63,8 +63,8 @@ RESULTS_FILE = "results.json"  # what every training run writes into its OUTPUT_
 HASH_SCHEMA = "reid_dff.experiments.sweep/1"
 # Keys that change where or how verbosely a run works, never its numbers. Everything else is hashed;
 # when unsure a key is hashed (a needless retraining costs time, a wrong reuse costs a wrong table).
-# Not here on purpose: TEST.EVAL_PERIOD (an evaluation draws from the global RNG and, for classification,
-# decides the selected epoch), DATALOADER.NUM_WORKERS, MODEL.DEVICE, SOLVER.AMP, every path to data or weights.
+# Not here on purpose: TEST.EVAL_PERIOD (an evaluation draws from the global RNG and, for classification
+# and TEST.SELECTION source_val, decides the selected epoch), DATALOADER.NUM_WORKERS, MODEL.DEVICE, SOLVER.AMP, every path to data or weights.
 RESULT_IRRELEVANT_KEYS = (
     "OUTPUT_DIR",
     "TEST.IMS_PER_BATCH",  # evaluation is per image (BatchNorm in eval mode)

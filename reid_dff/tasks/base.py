@@ -31,7 +31,7 @@ class Task(ABC):
 
     Data: :meth:`prepare_data` (rank 0), :meth:`build_train_set`, :meth:`build_train_loader`.
     Model: :meth:`build_model`, :meth:`load_weights_for_evaluation`.
-    Evaluation: :meth:`evaluate` -> report; :meth:`selection_metric` (picks ``best.pth``),
+    Evaluation: :meth:`evaluate` -> report; :meth:`selection_metric`, :meth:`selection_score` (pick ``best.pth``),
     :meth:`selection_record` (what the report keeps of the selected epoch), :meth:`describe_evaluation`,
     :meth:`eval_scalars`. Report: :meth:`finish_report`, :meth:`format_report`. Checkpoints:
     :meth:`checkpoint_extras`. The trainer owns everything else: the loop, losses, optimizer, checkpoints,
@@ -96,6 +96,11 @@ class Task(ABC):
     @abstractmethod
     def selection_metric(self, report: Mapping[str, Any]) -> float | None:
         """The scalar that picks ``best.pth`` (higher is better); None: this report may not pick one."""
+
+    def selection_score(self, report: Mapping[str, Any], epoch: int) -> float | None:
+        """What the trainer compares to pick ``best.pth`` at ``epoch`` (default: :meth:`selection_metric`;
+        a task that selects the last epoch returns the epoch)."""
+        return self.selection_metric(report)
 
     def selection_record(self, report: Mapping[str, Any], epoch: int) -> dict | None:
         """What the final report keeps of the selected epoch's evaluation (None: nothing)."""

@@ -94,7 +94,8 @@ class StandInModel(nn.Module):
 
 
 class StandInTrainer(Trainer):
-    eval_maps: list = []
+    eval_maps: list = []  # the source-val mAP of each evaluation (TEST.SELECTION source_val picks on it)
+    target_maps: list = []  # the target mAP of each evaluation: logged and reported, never selecting
     num_workers = 0
 
     def build_train_set(self):
@@ -108,7 +109,13 @@ class StandInTrainer(Trainer):
 
     def evaluate(self):
         value = self.eval_maps.pop(0) if self.eval_maps else 0.5
-        return {"mean": {"mAP": value}, "epoch": self.epoch}
+        target = self.target_maps.pop(0) if self.target_maps else value
+        return {
+            "mean": {"mAP": target},
+            "targets": {"standin": {"mean": {"mAP": target}}},
+            "source_val": {"mAP": value},
+            "epoch": self.epoch,
+        }
 
     def write_report(self, report):
         atomic_write_json(os.path.join(self.output_dir, "results.json"), report)
@@ -125,6 +132,7 @@ def make_cfg(tmp_path, name="run", **solver):
     cfg.DATASETS.SOURCES = ["standin"]
     cfg.DATASETS.TARGETS = ["standin"]
     cfg.TEST.EVAL_PERIOD = 0
+    cfg.TEST.SELECTION = "source_val"
     cfg.SOLVER.update(
         {
             "IMS_PER_BATCH": 8,
@@ -190,7 +198,7 @@ def test_checkpoint_holds_the_whole_run_state(tmp_path):
     assert json.load(open(tmp_path / "run" / "results.json"))["mean"]["mAP"] == 0.5
 
 
-def test_best_checkpoint_follows_the_best_target_map(tmp_path, monkeypatch):
+def test_best_checkpoint_follows_the_best_source_val_map(tmp_path, monkeypatch):
     monkeypatch.setattr(StandInTrainer, "eval_maps", [0.1, 0.3, 0.2])
     cfg = make_cfg(tmp_path, MAX_EPOCHS=3)
     cfg.TEST.EVAL_PERIOD = 1
@@ -199,6 +207,59 @@ def test_best_checkpoint_follows_the_best_target_map(tmp_path, monkeypatch):
     last = load_checkpoint(tmp_path / "run" / "last.pth")
     assert (best["epoch"], best["best_metric"]) == (2, 0.3)
     assert (last["epoch"], last["best_metric"]) == (3, 0.3)
+    assert best["selected"]["epoch"] == 2 and best["selected"]["source_val_mAP"] == 0.3
+
+
+@pytest.mark.parametrize("target_maps", [[0.1, 0.2, 0.9], [0.9, 0.1, 0.2], [0.2, 0.9, 0.1]])
+def test_the_target_never_picks_best_checkpoint(tmp_path, monkeypatch, target_maps):
+    # Same source-val curve, target curves that peak at every epoch: the selected epoch stays the source-val
+    # best (1), and the report gives the target at that epoch, not the best target.
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.6, 0.4, 0.5])
+    monkeypatch.setattr(StandInTrainer, "target_maps", list(target_maps))
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=3)
+    cfg.TEST.EVAL_PERIOD = 1
+    trainer = StandInTrainer(cfg)
+    trainer.train()
+    assert load_checkpoint(tmp_path / "run" / "best.pth")["epoch"] == 1
+    assert trainer.selected["epoch"] == 1
+    assert trainer.selected["mean"]["mAP"] == target_maps[0]
+    assert trainer.selected["targets"]["standin"]["mAP"] == target_maps[0]
+
+
+def test_selection_last_takes_the_last_epoch_whatever_the_target(tmp_path, monkeypatch):
+    monkeypatch.setattr(StandInTrainer, "eval_maps", [0.9, 0.1, 0.2])
+    monkeypatch.setattr(StandInTrainer, "target_maps", [0.9, 0.1, 0.2])
+    cfg = make_cfg(tmp_path, MAX_EPOCHS=3)
+    cfg.TEST.EVAL_PERIOD = 1
+    cfg.TEST.SELECTION = "last"
+    trainer = StandInTrainer(cfg)
+    trainer.train()
+    best = load_checkpoint(tmp_path / "run" / "best.pth")
+    last = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert best["epoch"] == 3
+    assert torch.equal(best["model"]["classifier.weight"], last["model"]["classifier.weight"])
+    assert trainer.selected == {
+        "rule": "last",
+        "epoch": 3,
+        "source_val_mAP": 0.2,
+        "targets": {"standin": {"mAP": 0.2}},
+        "mean": {"mAP": 0.2},
+    }
+
+
+def test_reid_selection_reads_only_the_source_val_part_of_a_report():
+    cfg = get_cfg()
+    cfg.TEST.SELECTION = "source_val"
+    task = build_task(cfg)
+    targets_only = {"mean": {"mAP": 0.7}, "targets": {"t": {"mean": {"mAP": 0.7}}}}
+    assert task.selection_metric(targets_only) is None
+    assert task.selection_score(targets_only, 3) is None
+    assert task.selection_score({**targets_only, "source_val": {"mAP": 0.2}}, 3) == 0.2
+    cfg.TEST.SELECTION = "last"
+    assert build_task(cfg).selection_score(targets_only, 3) == 3.0
+    cfg.TEST.SELECTION = "target"
+    with pytest.raises(ConfigError, match="TEST.SELECTION must be one of last, source_val"):
+        build_task(cfg).check_config()
 
 
 def test_resume_keeps_a_best_checkpoint_newer_than_last(tmp_path, monkeypatch):

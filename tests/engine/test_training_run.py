@@ -90,3 +90,37 @@ def test_model_weights_start_a_new_run_from_a_checkpoint(data_root, tmp_path):
     missing.MODEL.WEIGHTS = str(tmp_path / "nowhere.pth")
     with pytest.raises(CheckpointError, match="nowhere.pth"):
         Trainer(missing.freeze())
+
+
+def test_source_val_selection_holds_identities_out_and_reports_the_selected_epoch(data_root, tmp_path):
+    from reid_dff.data import build_source_val_sets, build_train_set
+
+    cfg = run_cfg(data_root, tmp_path / "val", 0)
+    cfg.TEST.SELECTION = "source_val"
+    cfg.TEST.EVAL_PERIOD = 1
+    cfg.DATASETS.SOURCE_VAL.NUM_IDS = 2
+    trainer = Trainer(cfg)
+    (split,) = build_source_val_sets(cfg)
+    held = {s.path for s in split.query + split.gallery}
+    assert split.query and held and not held & {s.path for s in trainer.train_set.samples}
+    assert trainer.num_classes == build_train_set(run_cfg(data_root, tmp_path / "x", 0)).num_classes - 2
+    report = trainer.train()
+    results = json.load(open(tmp_path / "val" / "results.json"))
+    selection = results["selection"]
+    best = load_checkpoint(tmp_path / "val" / "best.pth")
+    assert selection["rule"] == "source_val" and selection["epoch"] == best["epoch"]
+    assert selection["source_val_mAP"] == best["best_metric"] == trainer.best_metric
+    assert set(selection["targets"]) == {"synthetic:1"}
+    if selection["epoch"] == 2:  # the last epoch was selected: its targets are the report's
+        assert selection["mean"] == report["mean"]
+    assert results["source_val"]["sources"]["synthetic:0"]["num_query"] == len(split.query)
+
+
+def test_default_selection_is_the_last_epoch(data_root, tmp_path):
+    cfg = run_cfg(data_root, tmp_path / "last", 0)
+    cfg.TEST.EVAL_PERIOD = 1
+    report = Trainer(cfg).train()
+    selection = json.load(open(tmp_path / "last" / "results.json"))["selection"]
+    assert (selection["rule"], selection["epoch"], selection["source_val_mAP"]) == ("last", 2, None)
+    assert selection["mean"] == report["mean"]
+    assert load_checkpoint(tmp_path / "last" / "best.pth")["epoch"] == 2
