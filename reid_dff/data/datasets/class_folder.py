@@ -74,8 +74,30 @@ def scan_class_tree(
     return samples, unknown
 
 
+class ClassTreeDataset(ReIDDataset):
+    """A classification set read from class folders (``ClassFolder``, ``ImageNet``): ``classes`` is the
+    sorted class folder names of ``train/``, and every layout problem shows ``expected_tree``."""
+
+    classes: list[str]
+
+    def _scan(self, directory: str, missing: str) -> list[Sample]:
+        try:
+            samples, unknown = scan_class_tree(directory, self.classes, missing=missing)
+        except DatasetLayoutError as e:
+            raise self._layout_error(str(e)) from None
+        if unknown:
+            raise self._layout_error(
+                f"{directory} holds class folders that train/ lacks: {', '.join(unknown[:5])}"
+                + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            )
+        return samples
+
+    def _layout_error(self, what: str) -> DatasetLayoutError:
+        return DatasetLayoutError(f"{self.name}: {what}.\nExpected layout:\n{self.expected_tree.strip()}")
+
+
 @DATASET_REGISTRY.register("class_folder")
-class ClassFolder(ReIDDataset):
+class ClassFolder(ClassTreeDataset):
     """Any folder-per-class set under ``<root>/<folder>/``: ``train/<class>/<image>`` and optionally
     ``val/<class>/<image>`` (spec ``class_folder:<folder>``).
 
@@ -123,20 +145,6 @@ class ClassFolder(ReIDDataset):
             self.val = self._scan(val_dir, "skip")
         self.test = self.val
 
-    def _scan(self, directory: str, missing: str) -> list[Sample]:
-        try:
-            samples, unknown = scan_class_tree(directory, self.classes, missing=missing)
-        except DatasetLayoutError as e:
-            raise self._layout_error(str(e)) from None
-        if unknown:
-            raise self._layout_error(
-                f"{directory} holds class folders that train/ lacks: {', '.join(unknown[:5])}"
-                + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            )
-        return samples
-
-    def _layout_error(self, what: str) -> DatasetLayoutError:
-        return DatasetLayoutError(f"{self.name}: {what}.\nExpected layout:\n{self.expected_tree.strip()}")
 
     def statistics(self) -> dict[str, SplitStatistics]:
         """Split name -> (classes, images, cameras) for ``train`` and ``val``."""

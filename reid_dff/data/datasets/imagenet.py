@@ -23,7 +23,7 @@ from .base import (
     SplitStatistics,
     split_statistics,
 )
-from .class_folder import class_folders, scan_class_tree
+from .class_folder import ClassTreeDataset, class_folders
 
 __all__ = ["ImageNet", "read_val_solution"]
 
@@ -63,7 +63,7 @@ def read_val_solution(path: str) -> dict[str, str]:
 
 
 @DATASET_REGISTRY.register("imagenet")
-class ImageNet(ReIDDataset):
+class ImageNet(ClassTreeDataset):
     """ImageNet-1k under ``<root>/imagenet/`` (or the Kaggle archive's ``ILSVRC/Data/CLS-LOC/`` inside it).
 
     ``train/<wnid>/*.JPEG``; validation either as class folders ``val/<wnid>/*.JPEG`` (the layout of
@@ -123,18 +123,6 @@ class ImageNet(ReIDDataset):
             self.val = self._flat_val(val_dir)
         self.test = self.val
 
-    def _scan(self, directory: str, missing: str) -> list[Sample]:
-        try:
-            samples, unknown = scan_class_tree(directory, self.classes, missing=missing)
-        except DatasetLayoutError as e:
-            raise self._layout_error(str(e)) from None
-        if unknown:
-            raise self._layout_error(
-                f"{directory} holds class folders that train/ lacks: {', '.join(unknown[:5])}"
-                + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-            )
-        return samples
-
     def _solution_file(self, val_dir: str) -> str:
         candidates = list(
             dict.fromkeys(
@@ -178,9 +166,6 @@ class ImageNet(ReIDDataset):
         keyed.sort()
         prefix = os.path.join(val_dir, "")
         return [Sample(prefix + name, label, 0, 0) for label, name in keyed]
-
-    def _layout_error(self, what: str) -> DatasetLayoutError:
-        return DatasetLayoutError(f"{self.name}: {what}.\nExpected layout:\n{self.expected_tree.strip()}")
 
     def statistics(self) -> dict[str, SplitStatistics]:
         """Split name -> (classes, images, cameras) for ``train`` and ``val``."""
