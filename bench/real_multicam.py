@@ -42,6 +42,7 @@ from typing import Any
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from reid_dff.cli.common import add_overrides, parse_flags_first  # noqa: E402
 from reid_dff.errors import ReidDffError  # noqa: E402
 from reid_dff.experiments import Run, config_hash, format_mean_std, mean_std, run_sweep  # noqa: E402
 from reid_dff.utils import atomic_write_json, atomic_write_text, sha256_file  # noqa: E402
@@ -258,11 +259,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="SOLVER.MAX_EPOCHS (smoke runs)")
     parser.add_argument("--iters", type=int, default=None, help="SOLVER.ITERS_PER_EPOCH (smoke runs)")
     parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE overrides for every run")
-    args = parser.parse_args(argv)
-    flags = [o for o in args.opts if o.startswith("--")]
-    if flags:  # it would otherwise be read as a config key
-        parser.error(f"flags go before the KEY VALUE overrides; {flags[0]} follows them")
+    add_overrides(parser)  # extra KEY VALUE overrides for every run, after the flags
+    args = parse_flags_first(parser, argv)
     return args
 
 

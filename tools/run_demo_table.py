@@ -18,6 +18,7 @@ import os
 import shlex
 import statistics
 
+from reid_dff.cli.common import add_overrides, parse_flags_first
 from reid_dff.config import setup_cfg
 from reid_dff.data.synthetic import ensure_synthetic_data
 from reid_dff.evaluation.baselines import histogram_baseline_report
@@ -39,11 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default="output/demo_table", help="folder of the runs and the table")
     parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE overrides for every run")
-    args = parser.parse_args(argv)
-    flags = [o for o in args.opts if o.startswith("--")]
-    if flags:  # it would otherwise be read as a config key
-        parser.error(f"flags go before the KEY VALUE overrides; {flags[0]} follows them")
+    add_overrides(parser)  # extra KEY VALUE overrides for every run, after the flags
+    args = parse_flags_first(parser, argv)
     return args
 
 

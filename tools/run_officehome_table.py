@@ -20,6 +20,7 @@ import argparse
 import os
 import shlex
 
+from reid_dff.cli.common import add_overrides, parse_flags_first
 from reid_dff.experiments import Run, collect, format_seed_table, run_sweep
 from reid_dff.tasks.classification import format_leave_one_domain_out_table
 from reid_dff.utils import atomic_write_json, atomic_write_text
@@ -48,11 +49,8 @@ def parse_args(argv=None):
         "--out", default=None, help="folder of the runs and the table (default output/<prefix>)"
     )
     parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE overrides for every run")
-    args = parser.parse_args(argv)
-    flags = [o for o in args.opts if o.startswith("--")]
-    if flags:  # it would otherwise be read as a config key
-        parser.error(f"flags go before the KEY VALUE overrides; {flags[0]} follows them")
+    add_overrides(parser)  # extra KEY VALUE overrides for every run, after the flags
+    args = parse_flags_first(parser, argv)
     return args
 
 

@@ -132,4 +132,4 @@ def test_a_flag_after_the_overrides_is_refused_not_read_as_a_key(capsys):
     for name in ("run_demo_table", "run_officehome_table"):
         with pytest.raises(SystemExit):
             load_tool(name).parse_args(["SEED", "1", "--rerun"])
-        assert "flags go before the KEY VALUE overrides; --rerun follows them" in capsys.readouterr().err
+        assert "--rerun follows the KEY VALUE overrides; flags go before them" in capsys.readouterr().err
