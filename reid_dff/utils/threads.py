@@ -3,7 +3,7 @@
 Default torch uses one intra-op thread per core in the main process, and every loader worker adds its own
 decoding threads; on a small or busy machine the threads then outnumber the cores and the run slows down
 many times over (spinning OpenMP threads wait on each other). The plan here: loader workers run one thread
-each (:func:`limit_worker_threads`, their ``worker_init_fn``), and the main process takes the cores left
+each (:func:`limit_worker_threads`, their ``worker_init_fn``; OpenCV at the main process's number), and the main process takes the cores left
 over, ``max(1, cores_per_rank - num_workers)``, where the usable cores (CPU affinity) are shared equally
 by the ranks of a DDP run on this machine. An explicit choice wins: ``MODEL.NUM_THREADS`` > 0, else a
 positive ``OMP_NUM_THREADS`` in the environment.
@@ -98,16 +98,19 @@ def configure_threads(cfg, local_ranks: int | None = None) -> ThreadPlan:
         usable_cores(), cfg.DATALOADER.NUM_WORKERS, cfg.MODEL.NUM_THREADS, local_ranks=local_ranks
     )
     torch.set_num_threads(plan.intra_op)
+    try:
+        import cv2
+    except ImportError:  # only the OpenCV decoder needs it
+        return plan
+    # Here, not in the workers: setNumThreads in a forked worker can hang on the parent's thread pool.
+    # Forked workers inherit this number.
+    cv2.setNumThreads(plan.intra_op)
     return plan
 
 
 def limit_worker_threads() -> None:
-    """One thread in this (loader worker) process for torch and OpenCV; call it from ``worker_init_fn``."""
+    """One torch thread in this (loader worker) process; call it from ``worker_init_fn``. (OpenCV's
+    threads follow :func:`configure_threads` of the parent, which forked workers inherit.)"""
     import torch
 
     torch.set_num_threads(1)
-    try:
-        import cv2
-    except ImportError:  # only the OpenCV decoder needs it
-        return
-    cv2.setNumThreads(1)

@@ -49,14 +49,15 @@ def test_bad_num_threads_is_one_clear_error(bad):
 
 
 def test_configure_threads_sets_the_main_process(monkeypatch):
-    before = torch.get_num_threads()
+    before, cv2_before = torch.get_num_threads(), cv2.getNumThreads()
     cfg = get_cfg()
     cfg.MODEL.NUM_THREADS = 1 if before != 1 else 2
     try:
         plan = configure_threads(cfg, local_ranks=1)
-        assert torch.get_num_threads() == plan.intra_op == cfg.MODEL.NUM_THREADS
+        assert torch.get_num_threads() == cv2.getNumThreads() == plan.intra_op == cfg.MODEL.NUM_THREADS
     finally:
         torch.set_num_threads(before)
+        cv2.setNumThreads(cv2_before)
 
 
 class _ThreadsInWorker(Dataset):
@@ -64,12 +65,15 @@ class _ThreadsInWorker(Dataset):
         return 1
 
     def __getitem__(self, index):
-        return torch.tensor([torch.get_num_threads(), cv2.getNumThreads()])
+        return torch.tensor([torch.get_num_threads()])
 
 
 def test_loader_workers_run_one_thread():
-    cv2_before = cv2.getNumThreads()
-    assert cv2_before != 1  # else the test could not tell: OpenCV defaults to one thread per core
-    loader = DataLoader(_ThreadsInWorker(), batch_size=1, num_workers=1, worker_init_fn=_seed_worker)
-    (batch,) = list(loader)
-    assert batch.tolist() == [[1, 1]]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # else the test could not tell
+    try:
+        loader = DataLoader(_ThreadsInWorker(), batch_size=1, num_workers=1, worker_init_fn=_seed_worker)
+        (batch,) = list(loader)
+    finally:
+        torch.set_num_threads(before)
+    assert batch.tolist() == [[1]]
