@@ -16,6 +16,10 @@ _C.OUTPUT_DIR = "output/default"
 _C.MODEL = CN()
 # "cpu", "cuda", "cuda:N" or "auto" (cuda when available).
 _C.MODEL.DEVICE = "auto"
+# Intra-op CPU threads of the main process; 0: automatic, the usable cores (shared by the ranks of a DDP run
+# on this machine) minus DATALOADER.NUM_WORKERS, at least 1, unless OMP_NUM_THREADS is set. Loader workers
+# run one thread each. See docs/training.md.
+_C.MODEL.NUM_THREADS = 0
 # "reid" (embedding + BNNeck + ID classifier), "classification" (Office-Home style closed-set head) or
 # "imagenet" (stage-1 pre-training: the classification model, top-1/top-5 on the source's val split).
 _C.MODEL.TASK = "reid"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..utils.threads import limit_worker_threads
 from .datasets.base import (
     DATASET_REGISTRY,
     TRAIN_SCOPE,
@@ -317,6 +318,7 @@ def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+    limit_worker_threads()  # workers at one thread each: no oversubscribed cores (reid_dff.utils.threads)
 
 
 def _check_on_bad_image(cfg: Any) -> str:
@@ -386,4 +388,5 @@ def build_test_loader(cfg: Any, samples: Sequence[Sample]) -> ReIDDataLoader:
         num_workers=cfg.DATALOADER.NUM_WORKERS,
         collate_fn=collate_batch,
         pin_memory=torch.cuda.is_available(),
+        worker_init_fn=_seed_worker,
     )

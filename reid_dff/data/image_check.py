@@ -88,9 +88,12 @@ def find_bad_images(paths: Sequence[str], mode: str, desc: str = "checking image
         return []
     from tqdm import tqdm
 
+    from ..utils.progress import BarWithLogs
+
     check = check_image_header if mode == "header" else read_image
     bad = []
-    for path in tqdm(list(dict.fromkeys(paths)), desc=f"{desc} ({mode})", unit="img", disable=None):
+    bar = tqdm(list(dict.fromkeys(paths)), desc=f"{desc} ({mode})", unit="img", disable=None)
+    for path in BarWithLogs(bar):  # log lines above the bar, not inside it
         try:
             check(path)
         except BadImageError as e:

@@ -14,6 +14,7 @@ from ..config import save_cfg
 from ..modeling.checkpoint import CheckpointError, load_checkpoint
 from ..tasks import build_task
 from ..utils import setup_logger
+from ..utils.threads import configure_threads
 from .launch import local_device
 from .trainer import LAST_CHECKPOINT, detach_log_file
 
@@ -40,6 +41,7 @@ def evaluate_checkpoint(cfg) -> dict:
     task = build_task(cfg)
     task.check_config()  # before any file is read or written
     logger = setup_logger(cfg.OUTPUT_DIR)
+    logger.info(configure_threads(cfg).describe())  # the trainer's rule (reid_dff.utils.threads)
     try:
         state = load_checkpoint(cfg.MODEL.WEIGHTS)
         task.prepare_data()

@@ -31,6 +31,8 @@ from ..modeling.losses import build_losses
 from ..modeling.pretrained import read_state_dict
 from ..tasks import Task, build_task
 from ..utils import git_revision, seed_everything, setup_logger
+from ..utils.progress import SmoothedEta, logs_above_bars
+from ..utils.threads import configure_threads
 from .amp import resolve_amp_dtype
 from .checkpoint import (
     RESUME_MAY_CHANGE,
@@ -99,6 +101,7 @@ class Trainer:
         if self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
         self.logger = setup_logger(self.output_dir, rank=self.rank)
+        self.logger.info(configure_threads(cfg).describe())  # before any torch work of this run
         if self.is_main:
             removed = remove_stale_temp_files(self.output_dir)
             if removed:
@@ -154,7 +157,7 @@ class Trainer:
         self.run_id: str | None = uuid.uuid4().hex
         self.loss_history: list[dict[str, float]] = []  # one entry per iteration run by this process
         self._tensorboard = None
-        self._train_start, self._start_iteration = time.perf_counter(), 0  # for the ETA
+        self._eta = SmoothedEta()
         if resume:
             self.resume_from(os.path.join(self.output_dir, LAST_CHECKPOINT))
         elif self.is_main and self.overwrite:
@@ -388,8 +391,6 @@ class Trainer:
             self.class_noun,
         )
         report, evaluated_final = None, False
-        self._train_start = time.perf_counter()
-        self._start_iteration = self.iteration
         while self.epoch < self.max_epochs:
             self.train_one_epoch()
             self.epoch += 1
@@ -477,6 +478,10 @@ class Trainer:
 
     def train_one_epoch(self) -> None:
         """Run ``iters_per_epoch`` optimization steps."""
+        with logs_above_bars():  # log lines above the progress bar, not inside it
+            self._run_epoch()
+
+    def _run_epoch(self) -> None:
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -489,7 +494,7 @@ class Trainer:
             disable=True if not self.is_main else None,
             dynamic_ncols=True,
         )
-        window_start, window_images = time.perf_counter(), 0
+        window_start, window_images, window_iters = time.perf_counter(), 0, 0
         for step, batch in enumerate(progress):
             images = batch["images"].to(self.device, non_blocking=True)
             if self.channels_last:
@@ -516,6 +521,7 @@ class Trainer:
             values["loss"] = float(loss.detach())
             self.loss_history.append(values)
             window_images += images.shape[0] * self.world_size
+            window_iters += 1
             if not self.is_main:
                 continue
             elapsed = time.perf_counter() - window_start
@@ -524,14 +530,14 @@ class Trainer:
                 {**{k: f"{v:.3f}" for k, v in values.items()}, "lr": f"{lr:.2e}", "img/s": f"{speed:.1f}"}
             )
             if (step + 1) % max(1, cfg.SOLVER.LOG_PERIOD) == 0 or step + 1 == self.iters_per_epoch:
+                self._eta.update(elapsed, window_iters)
                 self.log_iteration(values, lr, speed)
-                window_start, window_images = time.perf_counter(), 0
+                window_start, window_images, window_iters = time.perf_counter(), 0, 0
 
     def log_iteration(self, values: dict[str, float], lr: float, speed: float) -> None:
         """One log line and TensorBoard scalars for the current iteration."""
-        done = self.iteration - self._start_iteration
-        remaining = self.max_epochs * self.iters_per_epoch - self.iteration
-        eta = (time.perf_counter() - self._train_start) / max(done, 1) * remaining
+        # Smoothed seconds per training iteration (SmoothedEta) times the iterations left.
+        eta = self._eta.eta(self.max_epochs * self.iters_per_epoch - self.iteration)
         terms = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
         self.logger.info(
             "epoch %d/%d iter %d  %s  lr %.2e  %.1f img/s  eta %s",

@@ -105,7 +105,9 @@ class FeatureExtractor:
         if progress:
             from tqdm import tqdm
 
-            loader = tqdm(loader, total=len(loader), desc="extracting", unit="batch")
+            from ..utils.progress import BarWithLogs
+
+            loader = BarWithLogs(tqdm(loader, total=len(loader), desc="extracting", unit="batch"))
         return loader
 
     def preprocess(self, inputs: ImageInput | Sequence[ImageInput]) -> torch.Tensor:

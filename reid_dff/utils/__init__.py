@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic I/O, hashing, devices, seeds, logging.
+"""Small shared helpers: atomic I/O, hashing, devices, seeds, logging, CPU threads.
 
 Exports load lazily (PEP 562): the I/O helpers are used by light worker processes (the synthetic generator)
 that should not pay for importing torch, which ``env`` needs.
@@ -18,6 +18,11 @@ _EXPORTS = {
     "resolve_device": "env",
     "seed_everything": "env",
     "setup_logger": "env",
+    "ThreadPlan": "threads",
+    "choose_threads": "threads",
+    "configure_threads": "threads",
+    "limit_worker_threads": "threads",
+    "usable_cores": "threads",
 }
 
 __all__ = sorted(_EXPORTS)
