@@ -30,12 +30,10 @@ import json
 import os
 import shlex
 import shutil
-import statistics
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -44,7 +42,14 @@ sys.path.insert(0, REPO)
 
 from reid_dff.cli.common import add_overrides, parse_flags_first  # noqa: E402
 from reid_dff.errors import ReidDffError  # noqa: E402
-from reid_dff.experiments import Run, config_hash, format_mean_std, mean_std, run_sweep  # noqa: E402
+from reid_dff.experiments import Run, run_sweep  # noqa: E402
+from reid_dff.experiments.rows import (  # noqa: E402
+    Row,
+    deduplicate,
+    format_rows_table,
+    summarize_rows,
+)
+from reid_dff.experiments.rows import build_runs as build_config_runs  # noqa: E402
 from reid_dff.utils import atomic_write_json, atomic_write_text, sha256_file  # noqa: E402
 
 CONFIG = "configs/bench/real_multicam.yaml"  # relative to REPO
@@ -65,15 +70,6 @@ TARGET_NOTES = {
     "distractor identities"
 }
 MARKER = ".unpacked.json"  # in TOP: the archive's SHA-256 and file count, written last
-
-
-@dataclass(frozen=True)
-class Row:
-    """One table row: a key (its run folder), a label and the overrides on top of CONFIG."""
-
-    key: str
-    label: str
-    overrides: tuple[str, ...] = ()
 
 
 # The rows, in table order. "dff_literal" pins the paper's literal reading key by key; "dff_default" is
@@ -101,7 +97,6 @@ ROWS = (
     Row("dff_default", "DFF, the default config (DFF-ResNet-18)", ()),
 )
 ROWS_BY_KEY = {row.key: row for row in ROWS}
-MASK_SUMMARY = ("mean", "instance_spread", "frequency_spread", "domain_difference")
 
 
 class BenchmarkDataError(ReidDffError):
@@ -190,61 +185,9 @@ def unpack(archive: str, scratch: str) -> str:
 
 # -- the runs ------------------------------------------------------------------------------------------
 def build_runs(rows: Sequence[Row], seeds: Sequence[int], opts: Sequence[str]) -> list[Run]:
-    """One run per row and seed, into ``<row key>/seed<seed>``; ``opts`` (data root, smoke-run settings,
-    extra overrides) go before the row's own overrides, so a row's choice is never overridden by them."""
-    return [
-        Run(f"{row.key}/seed{seed}", CONFIG, (*opts, *row.overrides), seed, row=row.key)
-        for row in rows
-        for seed in seeds
-    ]
-
-
-def deduplicate(runs: Sequence[Run], root: str) -> tuple[list[Run], dict[str, str]]:
-    """Drop the rows whose every run resolves to the config of an earlier row's run of the same seed
-    (e.g. the default DFF while it equals the literal one): ``(runs to train, {row: row it reuses})``."""
-    hashes: dict[str, dict[int | None, str]] = {}
-    for run in runs:  # the hash leaves out OUTPUT_DIR, the only key a run's folder changes
-        hashes.setdefault(run.row, {})[run.seed] = config_hash(run.resolve(root))
-    aliases: dict[str, str] = {}
-    for row, per_seed in hashes.items():
-        for earlier, earlier_seeds in hashes.items():
-            if earlier == row:
-                break
-            if earlier not in aliases and earlier_seeds == per_seed:
-                aliases[row] = earlier
-                break
-    return [run for run in runs if run.row not in aliases], aliases
-
-
-def last_epoch_metrics(report: Mapping[str, Any], target: str) -> dict[str, float]:
-    """mAP and R1 of ``target`` in a run's results.json: the final evaluation, of the last epoch's weights
-    (``last.pth``; checked, so a report of another checkpoint is never tabled)."""
-    checkpoint = (report.get("checkpoint") or {}).get("path", "")
-    if os.path.basename(checkpoint) != "last.pth":
-        raise BenchmarkDataError(
-            f"a run's results.json evaluates {checkpoint!r}, not the last epoch's last.pth"
-        )
-    values = report["targets"][target]["mean"]
-    return {"mAP": float(values["mAP"]), "R1": float(values["R1"])}
-
-
-def read_mask_summary(output_dir: str) -> dict[str, float | None] | None:
-    """The summary of ``output_dir/mask_stats.json`` (None: the model has no masks)."""
-    path = os.path.join(output_dir, "mask_stats.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        summary = json.load(f)["summary"]
-    return {key: summary.get(key) for key in MASK_SUMMARY}
-
-
-def format_spread(values: Sequence[float | None]) -> str:
-    """Mask statistics over seeds: ``0.0123 ± 0.0004`` (4 decimals; masks live in [0, 1]); ``-`` if none."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return "-"
-    mean, std = mean_std(present)
-    return f"{mean:.4f} ± {std:.4f}" if len(present) > 1 else f"{mean:.4f}"
+    """One run of CONFIG per row and seed, into ``<row key>/seed<seed>``; ``opts`` (data root, smoke-run
+    settings, extra overrides) go before the row's own overrides, so a row's choice is never overridden."""
+    return build_config_runs(CONFIG, rows, seeds, opts)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -290,22 +233,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     cfg = runs[0].resolve(args.out)
     (target,) = cfg.DATASETS.TARGETS
-    by_row = {row.key: [r for r in results if r.run.row == aliases.get(row.key, row.key)] for row in rows}
 
-    table_rows = []
-    for row in rows:
-        row_results = by_row[row.key]
-        metrics = [last_epoch_metrics(r.report, target) for r in row_results]
-        masks = [read_mask_summary(r.output_dir) for r in row_results]
-        table_rows.append({
-            "row": row.key, "label": row.label, "overrides": list(row.overrides),
-            "same_runs_as": aliases.get(row.key), "seeds": [r.run.seed for r in row_results],
-            "mAP": [m["mAP"] for m in metrics], "R1": [m["R1"] for m in metrics],
-            "mask": {k: [None if m is None else m[k] for m in masks] for k in MASK_SUMMARY},
-            "run_dirs": [r.output_dir for r in row_results],
-            "wall_seconds": [r.seconds for r in row_results if r.seconds is not None],
-        })  # fmt: skip
-
+    table_rows = summarize_rows(rows, results, aliases, target)
     size = cfg.INPUT.SIZE_TRAIN
     lines = [
         f"Target {target.split('/')[-1]} ({TARGET_NOTES.get(target, 'unseen')}), "
@@ -315,22 +244,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"mAP / R1 in percent, mean ± std over seeds {', '.join(map(str, args.seeds))}; mask diagnostics "
         "(mask_stats.json over source images, mean over Fourier units) beside them.",
         "",
-        "| model | mAP | R1 | mask mean | instance spread | frequency spread | domain difference "
-        "| wall time per run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *format_rows_table(table_rows),
     ]
-    for entry in table_rows:
-        if entry["same_runs_as"]:
-            wall = f"(runs of {entry['same_runs_as']}: same config)"
-        elif entry["wall_seconds"]:
-            wall = f"{statistics.fmean(entry['wall_seconds']) / 60:.1f} min"
-        else:
-            wall = "(reused)"
-        masks = " | ".join(format_spread(entry["mask"][k]) for k in MASK_SUMMARY)
-        lines.append(
-            f"| {entry['label']} | {format_mean_std(entry['mAP'])} | {format_mean_std(entry['R1'])} | "
-            f"{masks} | {wall} |"
-        )
     table = "\n".join(lines)
     commands = "\n".join(command(r.run) for r in results)
     atomic_write_text(os.path.join(args.out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
