@@ -17,7 +17,6 @@ and compute re-ranked query-gallery distances one query block at a time. The res
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import scipy.sparse as sp
 
@@ -25,8 +24,9 @@ from .distance import FeatureInput, as_feature_matrix, build_distance, query_blo
 
 __all__ = ["KReciprocalReranker", "k_reciprocal_rerank"]
 
-# Exact FAISS index whose neighbour order is the metric's distance order.
-_KNN_INDEX = {"cosine": faiss.IndexFlatIP, "euclidean": faiss.IndexFlatL2}
+# Exact FAISS index (class name) whose neighbour order is the metric's distance order. FAISS is imported
+# when re-ranking runs, so that training and plain evaluation work where it is not installed.
+_KNN_INDEX = {"cosine": "IndexFlatIP", "euclidean": "IndexFlatL2"}
 # Rows per step of the vectorised k-reciprocal tests (a (rows, k1+1, k1/2+1, k1+1) boolean temporary).
 _RECIPROCAL_CHUNK_ROWS = 2048
 # Bytes of temporaries per (query, shared feature, gallery item) triple in the Jaccard step.
@@ -131,7 +131,9 @@ class KReciprocalReranker:
     def _nearest_neighbours(self, metric: str, k: int) -> np.ndarray:
         """``(N, k)`` indices of each item's k nearest items (itself first), by FAISS exact search."""
         items = self._distance.gallery
-        index = _KNN_INDEX[metric](items.shape[1])
+        import faiss
+
+        index = getattr(faiss, _KNN_INDEX[metric])(items.shape[1])
         index.add(items)
         _, neighbours = index.search(items, k)
         return neighbours.astype(np.int64)
