@@ -41,6 +41,7 @@ from ..experiments import (
     pin_checkpoint,
     run_sweep,
 )
+from ..modeling import ArchitectureMismatchError
 from ..utils import atomic_write_json, atomic_write_text
 from .common import ToolUsageError, add_overrides, config_keys, exit_on_user_error, parse_flags_first
 
@@ -126,7 +127,11 @@ def demo_runs(key: str, init: str, seeds: Sequence[int], opts: Sequence[str], pi
 def main(argv: Sequence[str] | None = None) -> None:
     """Run (or reuse) both stages for every model and write the table."""
     args = parse_args(argv)
-    with exit_on_user_error(TOOL, {TwoStageError: "--rerun trains stage 1 and the fine-tunes again"}):
+    same_backbone = (
+        "stage 1 and the demo must build the same backbone: pass MODEL.* settings as trailing KEY VALUE "
+        "pairs (every run), not with --stage1-set or --demo-set"
+    )
+    with exit_on_user_error(TOOL, {TwoStageError: same_backbone, ArchitectureMismatchError: same_backbone}):
         os.chdir(repository())  # relative paths mean what they mean for tools/train_net.py in the checkout
         run_table(args)
 

@@ -126,3 +126,27 @@ def test_colour_alone_does_not_tell_the_class():
             centroids = means / counts[:, None]
             correct += int(np.argmin(np.linalg.norm(centroids - colours[k, i], axis=1)) == k)
     assert correct / (classes * per_class) < 0.3
+
+
+def test_a_tree_finished_by_another_process_meanwhile_is_checked_and_reused(tmp_path, monkeypatch):
+    from reid_dff.data.synthetic import classes
+
+    real = classes._encode_png
+    racer = {"seed": 0, "done": False}
+
+    def other_process_wins(rgb):  # the first image of this call: another process writes the whole tree
+        if not racer["done"]:
+            racer["done"] = True
+            generate_synthetic_classes(tmp_path / racer["root"], seed=racer["seed"], **TINY)
+        return real(rgb)
+
+    monkeypatch.setattr(classes, "_encode_png", other_process_wins)
+    racer["root"] = "same"
+    path = ensure_synthetic_classes(tmp_path / "same", seed=0, **TINY)
+    assert racer["done"] and read_classes_manifest(tmp_path / "same")["seed"] == 0
+    assert os.listdir(tmp_path / "same") == [CLASSES_DIRNAME] and path.endswith(CLASSES_DIRNAME)
+
+    racer.update({"root": "other", "seed": 1, "done": False})  # the other process used another seed
+    with pytest.raises(SyntheticDataError, match="seed: on disk 1, asked 0"):
+        ensure_synthetic_classes(tmp_path / "other", seed=0, **TINY)
+    assert os.listdir(tmp_path / "other") == [CLASSES_DIRNAME]

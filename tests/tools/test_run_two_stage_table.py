@@ -128,3 +128,19 @@ def test_the_overrides_of_one_stage_are_checked_keys(capsys):
         [("SOLVER.MAX_EPOCHS", "3")],
         [("INPUT.SIZE_TRAIN", "[32, 16]")],
     )
+
+
+def test_a_demo_backbone_other_than_stage_1s_stops_before_fine_tuning(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    argv = tiny_argv(tmp_path)
+    argv[1] = "dff"  # --models dff
+    at = argv.index("MODEL.DEVICE")
+    argv[at:at] = ["--demo-set=MODEL.DFF.FILTER=task_channel"]  # the fine-tune's mask differs from stage 1's
+    with pytest.raises(SystemExit) as info:
+        load_tool().main(argv)
+    captured = capsys.readouterr()
+    assert info.value.code == 1 and trained(captured.out) == [str(tmp_path / "table" / "dff" / "stage1")]
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("run_two_stage_table.py: error: ") and "filter task_channel" in line
+    assert line.endswith("not with --stage1-set or --demo-set")
+    assert not (tmp_path / "table" / "dff" / "from_stage1").exists()

@@ -292,13 +292,19 @@ def generate_synthetic_classes(
             "total_sha256": digest.hexdigest(),
         }
         atomic_write_json(os.path.join(staging, MANIFEST), manifest)
-        if os.path.lexists(target):
+        if overwrite and os.path.lexists(target):
             old = staging_dir(root, prefix=f".{CLASSES_DIRNAME}.old.")
             os.replace(target, os.path.join(old, "tree"))
             os.replace(staging, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(staging, target)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                if not os.path.isdir(target):
+                    raise
+                # Another process finished the same folder first (two runs generating side by side).
+                raise SyntheticTreeExistsError(f"{target} appeared while it was being generated") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -350,8 +356,11 @@ def ensure_synthetic_classes(
                 f"{target} exists but is not a generated synthetic classification tree (no {MANIFEST}); "
                 "point DATASETS.ROOT elsewhere or remove the folder"
             )
-        generate_synthetic_classes(root, seed, num_classes, train_per_class, val_per_class, size)
-        return target
+        try:
+            generate_synthetic_classes(root, seed, num_classes, train_per_class, val_per_class, size)
+            return target
+        except SyntheticTreeExistsError:
+            manifest = read_classes_manifest(root) or {}  # another process wrote it: check what it wrote
     differing = {k: (manifest.get(k), v) for k, v in wanted.items() if manifest.get(k) != v}
     if differing:
         detail = ", ".join(f"{k}: on disk {have!r}, asked {want!r}" for k, (have, want) in differing.items())
