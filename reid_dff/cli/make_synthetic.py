@@ -130,7 +130,7 @@ def make_classes(args: argparse.Namespace) -> None:
         ensure_synthetic_data(cfg, [])
         if existed and not args.overwrite:
             print(f"{target} already holds these parameters; reused it (--overwrite regenerates)")
-    manifest = read_classes_manifest(args.root)
+    manifest = read_classes_manifest(args.root) or {}  # just written or checked
     print(
         f"{target}: {manifest['num_classes']} classes x ({manifest['train_per_class']} train + "
         f"{manifest['val_per_class']} val) images of {manifest['size']}x{manifest['size']}, "

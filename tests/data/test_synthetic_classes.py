@@ -150,3 +150,30 @@ def test_a_tree_finished_by_another_process_meanwhile_is_checked_and_reused(tmp_
     with pytest.raises(SyntheticDataError, match="seed: on disk 1, asked 0"):
         ensure_synthetic_classes(tmp_path / "other", seed=0, **TINY)
     assert os.listdir(tmp_path / "other") == [CLASSES_DIRNAME]
+
+
+def test_make_synthetic_classes_generates_reuses_and_refuses_other_parameters(tmp_path, capsys):
+    from reid_dff.cli.make_synthetic import main
+
+    argv = ["--root", str(tmp_path), "--classes", "--num-classes", "4", "--train-per-class", "3"]
+    argv += ["--val-per-class", "2", "--size", "16"]
+    main(argv)
+    first = capsys.readouterr().out
+    manifest = read_classes_manifest(tmp_path)
+    assert (
+        f"4 classes x (3 train + 2 val) images of 16x16, 20 files, total sha256 {manifest['total_sha256']}"
+        in first
+    )
+    assert not os.path.exists(tmp_path / "synthetic")  # the ReID domains are not generated
+    main(argv)
+    assert "already holds these parameters; reused it" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--seed", "5"])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (
+        info.value.code == 1
+        and "seed: on disk 0, asked 5" in line
+        and line.endswith("--overwrite regenerates the tree")
+    )
+    main([*argv, "--seed", "5", "--overwrite"])
+    assert read_classes_manifest(tmp_path)["seed"] == 5
