@@ -10,7 +10,9 @@ SHA-256, so a rerun of stage 1 changes the fine-tunes' config hash and they trai
 ``configs/synthetic_demo.yaml`` with ``MODEL.BACKBONE <backbone> TEST.SELECTION last`` trains per seed into
 ``OUT/<model>/scratch/seed<S>`` and, with ``MODEL.PRETRAIN_PATH`` the pinned file, into
 ``OUT/<model>/from_stage1/seed<S>``. Before the fine-tunes, the pinned file is loaded into the demo's model
-once: every backbone key must load as is (none sliced, none left new), or the tool stops.
+once: every backbone key must load as is (none sliced, none left new), or the tool stops. The stage-1
+accuracies are printed as soon as stage 1 is done; ``--stage1-only`` stops there (a cheap check of stage 1
+before the demo runs, which a later call reuses).
 
 Every run goes through the library's sweep (reid_dff.experiments.sweep): a run whose ``results.json``
 records the hash of the same resolved config is reused, any other run folder under OUT is replaced by a
@@ -86,6 +88,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="output/two_stage", help="folder of the runs and the table")
     parser.add_argument("--rerun", action="store_true", help="train every run again, even a cached one")
     parser.add_argument(
+        "--stage1-only", action="store_true",
+        help="run (or reuse) stage 1 only and print its val accuracy: a check before the demo runs",
+    )  # fmt: skip
+    parser.add_argument(
         "--stage1-set", type=key_value, action="append", default=[], metavar="KEY=VALUE",
         help="override for the stage-1 runs only (repeatable), e.g. SOLVER.MAX_EPOCHS=4",
     )  # fmt: skip
@@ -152,6 +158,15 @@ def run_table(args: argparse.Namespace) -> None:
     stage1 = run_sweep(
         stage1_runs(args.models, (*every, *flatten(args.stage1_set))), out, args.rerun, announce=announce
     )
+    for key, result in zip(args.models, stage1):
+        report = result.report
+        print(
+            f"stage 1 {MODELS[key][0]}: val top-1 {100 * report['top1']:.1f}%, top-5 {100 * report['top5']:.1f}% "
+            f"(last epoch; chance {100 / report['num_classes']:.1f}%)",
+            flush=True,
+        )
+    if args.stage1_only:
+        return
     demo_opts = (*every, *flatten(args.demo_set))
     pinned: dict[str, dict] = {}
     demo: list[RunResult] = []

@@ -56,10 +56,16 @@ def test_two_stages_train_fill_the_table_and_retrain_the_fine_tune_when_stage1_c
 ):
     monkeypatch.chdir(REPO)
     out = tmp_path / "table"
-    load_tool().main(tiny_argv(tmp_path))
-    first = capsys.readouterr().out
+    load_tool().main(["--stage1-only", *tiny_argv(tmp_path)])  # stage 1 alone, its accuracy printed
+    printed = capsys.readouterr().out
     runs = {name: str(out / name) for name in ("base/stage1", "base/scratch/seed0", "base/from_stage1/seed0")}
-    assert trained(first) == list(runs.values())
+    assert trained(printed) == [runs["base/stage1"]] and not (out / "table.json").exists()
+    top1 = json.load(open(out / "base" / "stage1" / "results.json"))["top1"]
+    assert f"stage 1 Base (ResNet-18): val top-1 {100 * top1:.1f}%" in printed and "chance 25.0%" in printed
+
+    load_tool().main(tiny_argv(tmp_path))  # stage 1 reused, the demo runs trained
+    first = capsys.readouterr().out
+    assert trained(first) == [runs["base/scratch/seed0"], runs["base/from_stage1/seed0"]]
 
     stage1 = json.load(open(out / "base" / "stage1" / "results.json"))
     assert stage1["config"]["MODEL"]["TASK"] == "imagenet" and stage1["num_classes"] == 4
