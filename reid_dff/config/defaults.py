@@ -142,6 +142,17 @@ _C.DATASETS.SYNTHETIC.WIDTH = 64
 _C.DATASETS.SYNTHETIC.CAMERAS = 4
 # Images per identity per visited camera (>= 2, so every query keeps a cross-camera gallery match).
 _C.DATASETS.SYNTHETIC.IMAGES_PER_CAMERA = 5
+# The many-class classification set of stage 1 at CPU scale (shape x texture, docs/synthetic.md), read as
+# "class_folder:synthetic_classes": generated into DATASETS.ROOT/synthetic_classes when ENABLED and absent.
+_C.DATASETS.SYNTHETIC_CLASSES = CN()
+_C.DATASETS.SYNTHETIC_CLASSES.ENABLED = False
+_C.DATASETS.SYNTHETIC_CLASSES.SEED = 0
+# 2-100 classes (10 shapes x 10 textures); each block of ten holds every shape and every texture once.
+_C.DATASETS.SYNTHETIC_CLASSES.NUM_CLASSES = 100
+_C.DATASETS.SYNTHETIC_CLASSES.TRAIN_PER_CLASS = 60
+_C.DATASETS.SYNTHETIC_CLASSES.VAL_PER_CLASS = 10
+# Square images of this side (pixels).
+_C.DATASETS.SYNTHETIC_CLASSES.SIZE = 32
 # Office-Home closed-set DG (MODEL.TASK classification): sources/targets are "officehome:<Domain>" specs.
 _C.DATASETS.OFFICEHOME = CN()
 # TEST.SELECTION source_val: identities held out of each ReID source (drawn from SEED), removed from

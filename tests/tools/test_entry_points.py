@@ -25,7 +25,7 @@ TOOL_COMMANDS = {
     "search": "reid-dff-search",
     "visualize": "reid-dff-visualize",
 }
-MAINTENANCE_SCRIPTS = {"run_demo_table", "run_officehome_table"}
+MAINTENANCE_SCRIPTS = {"run_demo_table", "run_officehome_table", "run_two_stage_table"}
 
 
 def console_scripts() -> dict[str, str]:

@@ -7,7 +7,8 @@ names when it is absent and checks it against the config when present.
 - :mod:`.appearance` -- what an identity looks like (palette, outfit schemes, body shape, torso textures);
 - :mod:`.render` -- one ReID image: the camera's scene, the person, the domain's camera pipeline;
 - :mod:`.tree` -- the ReID tree on disk: planning, atomic writing, the manifest and its checks;
-- :mod:`.officehome` -- the Office-Home-shaped classification set (rendering and its tree).
+- :mod:`.officehome` -- the Office-Home-shaped classification set (rendering and its tree);
+- :mod:`.classes` -- the many-class shape x texture set of stage 1 at CPU scale (rendering and its tree).
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from .appearance import PALETTE_RGB, Appearance, sample_appearance
+from .classes import (
+    CLASSES_DIRNAME,
+    class_names,
+    ensure_synthetic_classes,
+    generate_synthetic_classes,
+    read_classes_manifest,
+    render_class_image,
+)
 from .officehome import ensure_synthetic_officehome, generate_synthetic_officehome, render_object_image
 from .render import (
     DOMAIN_RECIPES,
@@ -53,6 +62,7 @@ from .tree import (
 )
 
 __all__ = [
+    "CLASSES_DIRNAME",
     "DOMAIN_RECIPES",
     "GALLERY_DIR",
     "MANIFEST_FORMAT",
@@ -76,15 +86,20 @@ __all__ = [
     "SyntheticParams",
     "SyntheticTreeExistsError",
     "camera_setup",
+    "class_names",
     "encode_jpeg",
     "ensure_synthetic",
+    "ensure_synthetic_classes",
     "ensure_synthetic_data",
     "ensure_synthetic_officehome",
     "generate_synthetic",
+    "generate_synthetic_classes",
     "generate_synthetic_officehome",
     "plan_domain",
+    "read_classes_manifest",
     "read_manifest",
     "read_split",
+    "render_class_image",
     "render_image",
     "render_object_image",
     "sample_appearance",
@@ -104,8 +119,9 @@ def ensure_synthetic_data(cfg: Any, specs: Iterable[Any] | None = None, workers:
     The ReID domains go to ``<DATASETS.ROOT>/synthetic`` when one of ``specs`` (by default
     ``DATASETS.SOURCES`` and ``DATASETS.TARGETS``) is ``synthetic[:k]``, with ``DATASETS.SYNTHETIC.*``; the
     Office-Home stand-in goes to ``<DATASETS.ROOT>/OfficeHomeDataset`` when
-    ``DATASETS.OFFICEHOME.SYNTHETIC.ENABLED``. An existing tree made with other parameters is an error,
-    never overwritten. The trainers call it on rank 0 before the other ranks read the data.
+    ``DATASETS.OFFICEHOME.SYNTHETIC.ENABLED``, and the many-class set of stage 1 to
+    ``<DATASETS.ROOT>/synthetic_classes`` when ``DATASETS.SYNTHETIC_CLASSES.ENABLED``. An existing tree made
+    with other parameters is an error, never overwritten. The trainers call it on rank 0 before the other ranks read the data.
     """
     if specs is None:
         specs = [*cfg.DATASETS.SOURCES, *cfg.DATASETS.TARGETS]
@@ -120,6 +136,18 @@ def ensure_synthetic_data(cfg: Any, specs: Iterable[Any] | None = None, workers:
                 seed=officehome.SEED,
                 images_per_class=officehome.IMAGES_PER_CLASS,
                 size=officehome.SIZE,
+            )
+        )
+    classes = cfg.DATASETS.SYNTHETIC_CLASSES
+    if classes.ENABLED:
+        paths.append(
+            ensure_synthetic_classes(
+                cfg.DATASETS.ROOT,
+                seed=classes.SEED,
+                num_classes=classes.NUM_CLASSES,
+                train_per_class=classes.TRAIN_PER_CLASS,
+                val_per_class=classes.VAL_PER_CLASS,
+                size=classes.SIZE,
             )
         )
     return paths
