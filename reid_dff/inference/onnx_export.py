@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import ReidDffError
 from ..utils import atomic_write_bytes
-from .onnx_model import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, import_deploy_module
+from .onnx_model import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, import_deploy_module, is_onnx_path
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -202,6 +202,10 @@ def export_checkpoint(
     """
     from .extractor import FeatureExtractor  # the same model, config and checkpoint reading as extraction
 
+    if is_onnx_path(checkpoint):
+        raise OnnxExportError(
+            f"{os.fspath(checkpoint)} is an ONNX file already; export reads a reid-dff checkpoint"
+        )
     for package in ("onnx", "onnxscript", "onnxruntime"):  # before minutes of work, not after
         import_deploy_module(package, "ONNX export")
     if check_batch == EXPORT_BATCH:

@@ -113,6 +113,11 @@ def test_a_missing_deploy_package_is_one_line_naming_the_extra(
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_an_onnx_file_is_not_exported_again(tmp_path):
+    with pytest.raises(OnnxExportError, match="is an ONNX file already"):
+        export_checkpoint(tmp_path / "model.onnx", tmp_path / "again.onnx")
+
+
 def test_the_output_must_be_named_onnx(dff_checkpoint, capsys):
     with pytest.raises(SystemExit) as exit_info:
         load_tool("export_model").main(["--weights", dff_checkpoint[1], "--output", "model.pth"])
