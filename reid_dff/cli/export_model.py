@@ -33,7 +33,7 @@ from reid_dff.inference.onnx_model import DeployExtraMissingError
 REMEDIES = {
     DeployExtraMissingError: DEPLOY_REMEDY,
     OnnxParityError: "nothing was written; report the model (backbone, filter, --input) with this line",
-    OnnxExportError: "docs/deploy.md lists what exports (every backbone and filter at opset >= 20)",
+    OnnxExportError: "docs/deploy.md lists what exports (every backbone and filter, --opset 18 or newer)",
 }
 
 
