@@ -5,6 +5,7 @@ r"""Extract ReID embeddings of a folder / list of images, or of a dataset split,
         MODEL.WEIGHTS model.pth
     python tools/extract_features.py --weights model.pth --dataset synthetic:3 --split gallery \
         --output gallery.npz
+    python tools/extract_features.py --weights model.onnx --images DIR --output feats.npz
 
 The file (see docs/search.md) holds float32 features, paths relative to the image root, and pid/camid
 where the names (Market-style ``0002_c3s1_...``) or the dataset carry them, -1 elsewhere. The images go

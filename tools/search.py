@@ -4,8 +4,8 @@
     python tools/search.py --index output/index --query DIR_OR_IMAGE --topk 10 --html results.html
     python tools/search.py --index output/index --query-features query.npz --exclude-same-camera
 
-The model is the checkpoint recorded in the index unless --config-file / --weights name another; it must
-be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout
+The model is the checkpoint (or exported .onnx) recorded in the index unless --config-file / --weights name
+another; it must be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout
 or --output) lists per query its ranked gallery paths and distances. The HTML page embeds small JPEG
 thumbnails as base64 (--thumbnails relative links to the images instead).
 """

@@ -23,6 +23,7 @@ from ..config import get_cfg
 from ..errors import ReidDffError
 
 __all__ = [
+    "DEPLOY_REMEDY",
     "USER_ERRORS",
     "ConfigFileOnce",
     "Remedies",
@@ -43,6 +44,9 @@ class ToolUsageError(ReidDffError):
 # What a tool reports as one line instead of a traceback: the family, and files the user named that are
 # missing (``open()`` of a path from the command line).
 USER_ERRORS: tuple[type[Exception], ...] = (ReidDffError, FileNotFoundError)
+
+# The remedy of a missing optional package of the ONNX path (DeployExtraMissingError).
+DEPLOY_REMEDY = 'install the deploy extra: pip install -e ".[deploy]"'
 
 # Exception type -> the tool-level remedy appended to its message ("rebuild it with tools/build_index.py").
 Remedies = Mapping[type[BaseException], str]

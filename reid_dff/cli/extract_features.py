@@ -4,6 +4,7 @@ r"""Extract ReID embeddings of a folder / list of images, or of a dataset split,
         MODEL.WEIGHTS model.pth
     python tools/extract_features.py --weights model.pth --dataset synthetic:3 --split gallery \
         --output gallery.npz
+    python tools/extract_features.py --weights model.onnx --images DIR --output feats.npz
 
 The file (see docs/search.md) holds float32 features, paths relative to the image root, and pid/camid
 where the names (Market-style ``0002_c3s1_...``) or the dataset carry them, -1 elsewhere. The images go
@@ -15,6 +16,7 @@ import os
 import sys
 
 from reid_dff.cli.common import (
+    DEPLOY_REMEDY,
     ConfigFileOnce,
     ToolUsageError,
     add_overrides,
@@ -24,6 +26,7 @@ from reid_dff.cli.common import (
 from reid_dff.data import build_test_sets
 from reid_dff.inference import collect_images
 from reid_dff.inference.extractor import FeatureExtractor, image_samples
+from reid_dff.inference.onnx_model import DeployExtraMissingError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action=ConfigFileOnce,
         help="YAML config (default: the one stored in the --weights checkpoint)",
     )
-    parser.add_argument("--weights", help="checkpoint (sets MODEL.WEIGHTS)")
+    parser.add_argument(
+        "--weights", help="checkpoint (sets MODEL.WEIGHTS), or a .onnx from tools/export_model.py alone"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="an image, a folder of images (recursive) or a .txt list of paths")
     source.add_argument("--dataset", help="a dataset spec of DATASETS.ROOT, e.g. market1501 or synthetic:3")
@@ -54,14 +59,16 @@ def build_extractor(config_file, weights, opts, device):
     if config_file:
         return FeatureExtractor(config_file, device=device, opts=opts, weights=weights)
     if not weights:
-        raise ToolUsageError("give --config-file (with MODEL.WEIGHTS or --weights), or --weights CHECKPOINT")
+        raise ToolUsageError(
+            "give --config-file (with MODEL.WEIGHTS or --weights), or --weights CHECKPOINT_OR_ONNX"
+        )
     return FeatureExtractor(weights, device=device, opts=opts)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Extract the features of images or a dataset split into a features file; exits 1 on a user error."""
     args = parse_args(argv)
-    with exit_on_user_error("extract_features.py"):
+    with exit_on_user_error("extract_features.py", {DeployExtraMissingError: DEPLOY_REMEDY}):
         run(args)
 
 

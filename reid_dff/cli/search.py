@@ -7,8 +7,8 @@ r"""Search query images (or query features) in a gallery index; JSON results and
 --exclude-same-camera drops the gallery images of the query's identity seen by the query's camera (the ReID
 protocol; without it the top hits are same-camera near-duplicates) and reports the CMC.
 
-The model is the checkpoint recorded in the index unless --config-file / --weights name another; it must
-be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout
+The model is the checkpoint (or exported .onnx) recorded in the index unless --config-file / --weights name
+another; it must be the one the index was built with (checked by SHA-256, dimension and normalization). The JSON (stdout
 or --output) lists per query its ranked gallery paths and distances. The HTML page embeds small JPEG
 thumbnails as base64 (--thumbnails relative links to the images instead).
 """
@@ -19,6 +19,7 @@ import os
 import sys
 
 from reid_dff.cli.common import (
+    DEPLOY_REMEDY,
     ConfigFileOnce,
     Remedies,
     ToolUsageError,
@@ -36,6 +37,7 @@ from reid_dff.inference import (
     load_features,
     search_features,
 )
+from reid_dff.inference.onnx_model import DeployExtraMissingError
 from reid_dff.utils import atomic_write_json
 from reid_dff.visualization import write_search_html
 
@@ -64,7 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config-file", action=ConfigFileOnce, help="config of the model (default: the index's checkpoint)"
     )
-    parser.add_argument("--weights", help="checkpoint of the model (default: the index's checkpoint)")
+    parser.add_argument(
+        "--weights", help="checkpoint or exported .onnx of the model (default: the index's model)"
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     add_overrides(parser)
     return parse_flags_first(parser, argv)
@@ -81,16 +85,21 @@ def query_features(args, index):
             args.config_file, device=args.device, opts=args.opts, weights=args.weights
         )
     else:
-        checkpoint = args.weights or index.meta.checkpoint_path
-        if not checkpoint or not os.path.isfile(checkpoint):
+        # An index built from an exported model's features is searched with that ONNX file.
+        model_file = args.weights or index.meta.onnx_path or index.meta.checkpoint_path
+        if not model_file or not os.path.isfile(model_file):
+            kind = "model" if model_file and model_file == index.meta.onnx_path else "checkpoint"
             raise ToolUsageError(
-                f"the index records checkpoint {checkpoint!r}, which is not here; pass --weights (and "
-                "--config-file if the checkpoint holds no config)"
+                f"the index records {kind} {model_file!r}, which is not here; pass --weights (a checkpoint "
+                "or an exported .onnx; with --config-file if the checkpoint holds no config)"
             )
-        extractor = FeatureExtractor(checkpoint, device=args.device, opts=args.opts)
+        extractor = FeatureExtractor(model_file, device=args.device, opts=args.opts)
     # The extractor returns raw embeddings and the index applies its own metric (see search_features).
     index.check_compatible(
-        dim=extractor.dim, model_name=extractor.model_name, checkpoint_sha256=extractor.checkpoint_sha256
+        dim=extractor.dim,
+        model_name=extractor.model_name,
+        checkpoint_sha256=extractor.checkpoint_sha256,
+        onnx_sha256=extractor.onnx_sha256 or None,
     )
     return extractor.extract_images(collect_images(args.query))
 
@@ -99,6 +108,7 @@ def query_features(args, index):
 REMEDIES: Remedies = {
     IndexFormatError: "--index takes a folder written by tools/build_index.py",
     FeaturesFileError: "--query-features takes a file written by tools/extract_features.py",
+    DeployExtraMissingError: DEPLOY_REMEDY,
 }
 
 

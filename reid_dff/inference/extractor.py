@@ -20,6 +20,7 @@ from ..modeling.pretrained import read_state_dict
 from ..utils import resolve_device, sha256_file
 from .features_file import FeaturesFileWriter
 from .images import ImageList, parse_identity
+from .onnx_model import OnnxEmbeddingModel, is_onnx_path
 
 CONFIG_EXTENSIONS = (".yaml", ".yml")
 
@@ -33,6 +34,11 @@ class FeatureExtractor:
     ``MODEL.WEIGHTS`` set, or ``FeatureExtractor("model.pth")`` (the config is rebuilt from the checkpoint's
     ``"cfg"`` YAML text). Calling it on image paths, ``(H, W, 3)`` uint8 RGB arrays (or one ``(N, H, W, 3)``
     array), or preprocessed ``(B, 3, H, W)`` tensors returns ``(N, D)`` float32 embeddings.
+
+    ``FeatureExtractor("model.onnx")`` runs a file written by ``export_checkpoint`` with onnxruntime (the
+    ``deploy`` extra): the config, hence the transforms and flip setting, comes from its metadata, and
+    ``checkpoint_sha256`` is its source checkpoint's, so its features mix with the checkpoint's;
+    ``onnx_sha256`` tells exports apart.
     """
 
     def __init__(
@@ -42,6 +48,11 @@ class FeatureExtractor:
         opts: Sequence[str] = (),
         weights: str | os.PathLike | None = None,
     ):
+        self.onnx_path = ""
+        self.onnx_sha256 = ""
+        if is_onnx_path(config_or_checkpoint) or is_onnx_path(weights):
+            self._init_onnx(config_or_checkpoint, device, opts, weights)
+            return
         cfg, weights_path, state, from_checkpoint = _resolve_source(config_or_checkpoint, opts, weights)
         cfg.freeze()
         self.cfg = cfg
@@ -71,6 +82,41 @@ class FeatureExtractor:
         self.amp = bool(cfg.SOLVER.AMP)  # autocast on CUDA only, as the evaluation does
         self.batch_size = int(cfg.TEST.IMS_PER_BATCH)
         self._dim: int | None = None
+
+    def _init_onnx(self, source, device, opts: Sequence[str], weights) -> None:
+        """The onnxruntime backend: an exported file carries its config, so it is given alone."""
+        if weights is not None and not (is_onnx_path(source) and os.fspath(source) == os.fspath(weights)):
+            other = weights if is_onnx_path(source) else source
+            described = "a config" if isinstance(other, CfgNode) else os.fspath(other)
+            raise ConfigError(
+                f"an ONNX model carries its own config and weights; give the .onnx file alone, not with {described}"
+            )
+        path = os.fspath(weights if weights is not None else source)
+        model = OnnxEmbeddingModel(path, device=device)
+        cfg = model.info.build_config(path)
+        cfg.merge_from_list(opts)
+        model.info.check_config(cfg, path)
+        cfg.freeze()
+        self.cfg = cfg
+        self.model = model
+        # onnxruntime takes numpy arrays from host memory whatever provider runs the graph.
+        self.device = torch.device("cpu")
+        self.transform = build_transforms(cfg, is_train=False)
+        self.checkpoint_path = model.info.checkpoint_path
+        self.checkpoint_sha256 = model.info.checkpoint_sha256
+        self.onnx_path = model.path
+        self.onnx_sha256 = sha256_file(path)
+        self.model_name = cfg.MODEL.BACKBONE
+        self.metric = cfg.TEST.METRIC
+        self.flip = bool(cfg.TEST.FLIP_FEATS)
+        self.amp = False
+        self.batch_size = int(cfg.TEST.IMS_PER_BATCH)
+        self._dim = model.info.embedding_dim
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """What features record besides the checkpoint: the ONNX file and its SHA-256 (empty for PyTorch)."""
+        return {"onnx_path": self.onnx_path, "onnx_sha256": self.onnx_sha256} if self.onnx_sha256 else {}
 
     @property
     def dim(self) -> int:
@@ -134,6 +180,7 @@ class FeatureExtractor:
             checkpoint_sha256=self.checkpoint_sha256,
             checkpoint_path=self.checkpoint_path,
             metric=self.metric,
+            extra=self.provenance,
         )
         with FeaturesFileWriter(path, len(samples), header) as writer:
             for batch in iter_feature_batches(
@@ -159,6 +206,7 @@ class FeatureExtractor:
             checkpoint_sha256=self.checkpoint_sha256,
             checkpoint_path=self.checkpoint_path,
             metric=self.metric,
+            extra=self.provenance,
         )
 
     # -- internals ----------------------------------------------------------

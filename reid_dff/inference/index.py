@@ -118,6 +118,8 @@ class GalleryIndex:
         checkpoint_sha256: str = "",
         checkpoint_path: str = "",
         add_batch_size: int = 65536,
+        onnx_sha256: str = "",
+        onnx_path: str = "",
     ) -> GalleryIndex:
         """Index ``(N, D)`` gallery features; ``paths`` are relative to ``root``; ids default to -1.
 
@@ -153,6 +155,8 @@ class GalleryIndex:
             checkpoint_sha256=checkpoint_sha256,
             checkpoint_path=checkpoint_path,
             root=os.path.abspath(root) if root else "",
+            onnx_sha256=onnx_sha256,
+            onnx_path=onnx_path,
         )
 
         def prepared(rows: np.ndarray, first_row: int) -> np.ndarray:
@@ -201,6 +205,8 @@ class GalleryIndex:
             model_name=features.model_name,
             checkpoint_sha256=features.checkpoint_sha256,
             checkpoint_path=features.checkpoint_path,
+            onnx_sha256=str(features.extra.get("onnx_sha256", "")),
+            onnx_path=str(features.extra.get("onnx_path", "")),
         )
 
     def __len__(self) -> int:
@@ -227,6 +233,7 @@ class GalleryIndex:
         normalized: bool | None = None,
         model_name: str | None = None,
         checkpoint_sha256: str | None = None,
+        onnx_sha256: str | None = None,
     ) -> GalleryIndex:
         """Read an index directory written by :meth:`save`; ``root`` overrides the stored gallery root.
 
@@ -237,7 +244,7 @@ class GalleryIndex:
             meta.root = os.path.abspath(root)
         apply_search_params(index, meta.index_type, meta.params)
         loaded = cls(index, meta, paths, pids, camids)
-        loaded.check_compatible(dim, normalized, model_name, checkpoint_sha256)
+        loaded.check_compatible(dim, normalized, model_name, checkpoint_sha256, onnx_sha256)
         return loaded
 
     # -- compatibility -----------------------------------------------------
@@ -247,8 +254,13 @@ class GalleryIndex:
         normalized: bool | None = None,
         model_name: str | None = None,
         checkpoint_sha256: str | None = None,
+        onnx_sha256: str | None = None,
     ) -> None:
-        """Raise :class:`IndexCompatibilityError` listing every property that differs from the index."""
+        """Raise :class:`IndexCompatibilityError` listing every property that differs from the index.
+
+        Features of a checkpoint and of its ONNX export share the checkpoint's SHA-256 (the export is checked
+        to reproduce it), so they mix; two different ONNX files (another input size, say) do not.
+        """
         problems = []
         if dim is not None and dim != self.meta.dim:
             problems.append(f"feature dimension: index {self.meta.dim}, queries {dim}")
@@ -268,6 +280,10 @@ class GalleryIndex:
             problems.append(
                 f"checkpoint SHA-256: index {self.meta.checkpoint_sha256[:12]}..., "
                 f"queries {checkpoint_sha256[:12]}..."
+            )
+        if onnx_sha256 and self.meta.onnx_sha256 and onnx_sha256 != self.meta.onnx_sha256:
+            problems.append(
+                f"ONNX model SHA-256: index {self.meta.onnx_sha256[:12]}..., queries {onnx_sha256[:12]}..."
             )
         if problems:
             raise IndexCompatibilityError(

@@ -6,7 +6,8 @@ An index is a directory of three files, each written atomically:
 * ``items.npz``   -- ``paths`` (relative to the gallery root), ``pids`` and ``camids`` (-1 when unknown),
   plain arrays loaded with ``allow_pickle=False``;
 * ``meta.json``   -- format version, dimension, metric, normalization, index type and parameters, model
-  name, checkpoint SHA-256, gallery root, and the size and SHA-256 of the two other files.
+  name, checkpoint SHA-256 (and the ONNX file's when the features came from an export), gallery root, and
+  the size and SHA-256 of the two other files.
 
 ``meta.json`` is written last and pins the other two by hash, so a directory left half-written by a crash
 (or files copied from two different indexes) is refused on load instead of silently mixing galleries.
@@ -47,6 +48,8 @@ INDEX_VERSION = 1
 INDEX_FILE = "index.faiss"
 ITEMS_FILE = "items.npz"
 META_FILE = "meta.json"
+# The string fields of meta.json's "model" object (the ONNX ones are absent from indexes built before them).
+MODEL_KEYS = ("name", "checkpoint_sha256", "checkpoint_path", "onnx_sha256", "onnx_path")
 
 
 class IndexFormatError(ReidDffError):
@@ -69,6 +72,9 @@ class IndexMetadata:
     checkpoint_sha256: str = ""
     checkpoint_path: str = ""
     root: str = ""
+    # Set when the features came from an exported ONNX model (the file and its SHA-256).
+    onnx_sha256: str = ""
+    onnx_path: str = ""
 
     @property
     def normalized(self) -> bool:
@@ -118,6 +124,8 @@ def write_index_files(
             "name": meta.model_name,
             "checkpoint_sha256": meta.checkpoint_sha256,
             "checkpoint_path": meta.checkpoint_path,
+            "onnx_sha256": meta.onnx_sha256,
+            "onnx_path": meta.onnx_path,
         },
         "root": meta.root,
         "files": {
@@ -227,7 +235,7 @@ def _parse_meta(raw: Any, meta_path: str) -> IndexMetadata:
         )
     if not (
         isinstance(model, dict)
-        and all(isinstance(model.get(k, ""), str) for k in ("name", "checkpoint_sha256", "checkpoint_path"))
+        and all(isinstance(model.get(k, ""), str) for k in MODEL_KEYS)
         and isinstance(raw["root"], str)
         and type(raw["dim"]) is int
         and type(raw["num_items"]) is int
@@ -244,6 +252,8 @@ def _parse_meta(raw: Any, meta_path: str) -> IndexMetadata:
         checkpoint_sha256=raw["model"].get("checkpoint_sha256", ""),
         checkpoint_path=raw["model"].get("checkpoint_path", ""),
         root=raw["root"],
+        onnx_sha256=raw["model"].get("onnx_sha256", ""),
+        onnx_path=raw["model"].get("onnx_path", ""),
     )
     if meta.normalized != bool(raw["normalized"]):
         raise IndexFormatError(f"{meta_path}: 'normalized' contradicts metric {meta.metric!r}")

@@ -125,6 +125,7 @@ def search_features(
         dim=queries.feats.shape[1],
         model_name=queries.model_name or None,
         checkpoint_sha256=queries.checkpoint_sha256 or None,
+        onnx_sha256=str(queries.extra.get("onnx_sha256", "")) or None,
     )
     if exclude_same_camera and not queries.has_identities:
         raise IndexCompatibilityError(

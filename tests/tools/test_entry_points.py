@@ -24,6 +24,7 @@ TOOL_COMMANDS = {
     "build_index": "reid-dff-build-index",
     "search": "reid-dff-search",
     "visualize": "reid-dff-visualize",
+    "export_model": "reid-dff-export-model",
 }
 MAINTENANCE_SCRIPTS = {"run_demo_table", "run_officehome_table", "run_two_stage_table"}
 
