@@ -3,10 +3,10 @@
 The commands are read from the Markdown files themselves (shell code blocks, and ``python tools/...`` /
 ``python bench/...`` code spans in the prose), so an edited document is checked as written. Each
 ``python tools/X.py`` / ``python bench/X.py`` / ``torchrun ... tools/X.py`` / console-script command is
-parsed by that tool's own argparse parser (nothing runs), its ``--config-file`` and ``KEY VALUE``
-overrides go through ``setup_cfg`` (strict keys and types), a checkpoint it reads from ``output/`` is one
-that a config or another documented command writes there, and ``pip`` / ``pytest`` lines name files,
-extras, pins and markers that exist.
+parsed by that tool's own argparse parser (nothing runs; flags must be written in full), its
+``--config-file`` and ``KEY VALUE`` overrides go through ``setup_cfg`` (strict keys and types), a
+checkpoint it reads from ``output/`` is one that a config or another documented command writes there, and
+``pip`` / ``pytest`` lines name files, extras, pins and markers that exist.
 
 Placeholders, the one convention the documents follow: ``<name>`` or an all-capitals word (``CFG``,
 ``CKPT``, ``GALLERY_DIR``, ``HOST:PORT``) stands for a value the reader fills in; ``<a|b>`` is the
@@ -177,8 +177,17 @@ def _load_script(script: str):
 
 
 def parse_tool_args(script: str, argv: list[str], monkeypatch) -> argparse.Namespace:
-    """The namespace ``script``'s own parser makes of ``argv``; the tool itself does not run."""
+    """The namespace ``script``'s own parser makes of ``argv``; the tool itself does not run.
+
+    Flags are matched exactly: a document does not rely on argparse completing an abbreviated flag.
+    """
     module = _load_script(script)
+    init = argparse.ArgumentParser.__init__
+
+    def init_without_abbreviations(parser, *args, **kwargs):
+        init(parser, *args, **{**kwargs, "allow_abbrev": False})
+
+    monkeypatch.setattr(argparse.ArgumentParser, "__init__", init_without_abbreviations)
     if hasattr(module, "parse_args"):
         return module.parse_args(argv)
     original = argparse.ArgumentParser.parse_args
