@@ -1,4 +1,4 @@
-"""The commands that README.md, datasets/README.md and docs/*.md show, checked without running them (issue 18).
+"""The commands that README.md, datasets/README.md and docs/*.md show, checked without running them.
 
 The commands are read from the Markdown files themselves (shell code blocks, and ``python tools/...`` /
 ``python bench/...`` code spans in the prose), so an edited document is checked as written. Each
@@ -143,8 +143,8 @@ def script_and_argv(command: DocCommand) -> tuple[str, list[str]] | None:
     return None
 
 
-# A command whose arguments end in ``...`` is a sketch (``torchrun --nproc_per_node=N tools/train_net.py ...``):
-# only its script is checked.
+# A command whose arguments end in ``...`` is a sketch
+# (``torchrun --nproc_per_node=N tools/train_net.py ...``): only its script is checked.
 TOOL_COMMANDS = [c for c in COMMANDS if script_and_argv(c)]
 SKETCHES = [c for c in TOOL_COMMANDS if c.words[-1] == "..."]
 TOOL_COMMANDS = [c for c in TOOL_COMMANDS if c not in SKETCHES]
