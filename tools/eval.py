@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint on the configured targets; prints a Markdown table, writes OUTPUT_DIR/results.json.
 
-python tools/eval.py --config-file configs/ms_cs_c3_to_ma.yaml MODEL.WEIGHTS output/ma/best.pth
+python tools/eval.py --config-file configs/ms_cs_c3_to_ma.yaml MODEL.WEIGHTS output/protocol2/ms_cs_c3_to_ma/dff_r50/best.pth
 python tools/eval.py --config-file CFG MODEL.WEIGHTS ckpt.pth DATASETS.TARGETS "[viper, prid, grid, ilids]"
 python tools/eval.py --config-file CFG MODEL.WEIGHTS ckpt.pth TEST.RERANK.ENABLED True TEST.METRIC euclidean
 
