@@ -40,7 +40,7 @@ from reid_dff.config import setup_cfg
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC_FILES = ["README.md", "datasets/README.md", "docs/*.md"]
 SHELL_FENCES = {"", "bash", "sh", "shell", "console"}
-SEPARATORS = {"&&", "||", ";", "|"}
+SEPARATORS = {"&&", "||", ";", "|", "&"}
 ENV_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
 PLACEHOLDER = re.compile(r"<[^<>|]+>|[A-Z][A-Z0-9_]*(?::[A-Z]+)?")
 CHOICES = re.compile(r"<([^<>|]+)(?:\|[^<>]*)>")  # <a|b>: the first choice
