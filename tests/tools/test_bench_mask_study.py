@@ -65,7 +65,7 @@ def entry(row, maps, spreads):
     return {"row": row, "mAP": maps, "mask": {"instance_spread": spreads}}
 
 
-def test_the_rule_takes_the_best_map_among_instance_adaptive_rows_only():
+def test_the_rule_takes_the_best_map_and_says_whether_it_is_instance_adaptive():
     study = load_study()
     assert study.ADAPTIVE_SPREAD == 0.02
     entries = [
@@ -75,9 +75,12 @@ def test_the_rule_takes_the_best_map_among_instance_adaptive_rows_only():
         entry("no_masks", [0.90], [None]),  # Base: no mask diagnostics, never chosen
     ]
     chosen = study.select(entries)
-    assert chosen["row"] == "adaptive_high"
+    assert chosen["row"] == "flat_but_best" and chosen["adaptive"] is False
+    assert chosen["mAP"] == pytest.approx(0.71) and chosen["instance_spread"] == pytest.approx(0.0035)
+    chosen = study.select(entries[1:])
+    assert chosen["row"] == "adaptive_high" and chosen["adaptive"] is True
     assert chosen["mAP"] == pytest.approx(0.62) and chosen["instance_spread"] == pytest.approx(0.021)
-    assert study.select(entries[:1] + entries[3:]) is None
+    assert study.select(entries[3:]) is None
 
 
 def tiny_demo(tmp_path):
@@ -126,5 +129,5 @@ def test_a_tiny_study_tables_every_row_and_reuses_the_defaults_twin(tmp_path, mo
     # A zero-initialized mask after 2 steps is nearly flat; a kaiming one is not: diagnostics are read per run.
     assert rows["literal"]["mask"]["instance_spread"][0] < rows["init_kaiming"]["mask"]["instance_spread"][0]
     assert summary["selected"] == study.select(summary["rows"])
-    assert "Selection rule (synthetic only)" in printed and "1 epochs x 2 iterations" in printed
+    assert "Selection (synthetic only)" in printed and "1 epochs x 2 iterations" in printed
     assert json.load(open(out / "table.json")) == json.loads(json.dumps(summary))
