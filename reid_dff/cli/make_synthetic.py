@@ -29,6 +29,7 @@ from reid_dff.data.synthetic import (
     read_classes_manifest,
     read_manifest,
 )
+from reid_dff.data.synthetic.tree import ForeignTreeError
 from reid_dff.evaluation.baselines import histogram_baseline_report
 
 
@@ -123,7 +124,11 @@ def make_classes(args: argparse.Namespace) -> None:
     cfg.DATASETS.SYNTHETIC_CLASSES.update({name.upper(): value for name, value in params.items()})
     cfg.DATASETS.SYNTHETIC_CLASSES.ENABLED = True
     target = os.path.join(args.root, CLASSES_DIRNAME)
-    with exit_on_user_error("make_synthetic.py", {SyntheticDataError: "--overwrite regenerates the tree"}):
+    remedies = {
+        SyntheticDataError: "--overwrite regenerates the tree",
+        ForeignTreeError: "move that folder away or pass another --root",  # never --overwrite a user's folder
+    }
+    with exit_on_user_error("make_synthetic.py", remedies):
         existed = os.path.isdir(target)
         if args.overwrite:
             generate_synthetic_classes(args.root, **params, overwrite=True)

@@ -22,7 +22,7 @@ from reid_dff.data.synthetic.classes import (
     read_classes_manifest,
     render_class_image,
 )
-from reid_dff.data.synthetic.tree import SyntheticParameterError, SyntheticTreeExistsError
+from reid_dff.data.synthetic.tree import ForeignTreeError, SyntheticParameterError, SyntheticTreeExistsError
 
 TINY = {"num_classes": 4, "train_per_class": 3, "val_per_class": 2, "size": 16}
 
@@ -177,3 +177,26 @@ def test_make_synthetic_classes_generates_reuses_and_refuses_other_parameters(tm
     )
     main([*argv, "--seed", "5", "--overwrite"])
     assert read_classes_manifest(tmp_path)["seed"] == 5
+
+
+@pytest.mark.parametrize("manifest", [None, '{"format": "something-else"}', "[1, 2]"])
+def test_overwrite_never_replaces_a_folder_the_generator_did_not_write(tmp_path, capsys, manifest):
+    from reid_dff.cli.make_synthetic import main
+
+    user = tmp_path / CLASSES_DIRNAME
+    (user / "train").mkdir(parents=True)
+    (user / "train" / "mine.png").write_bytes(b"user data")
+    if manifest is not None:
+        (user / "manifest.json").write_text(manifest)
+    with pytest.raises(ForeignTreeError, match="is not a .*synthetic classification tree"):
+        generate_synthetic_classes(tmp_path, num_classes=2, train_per_class=1, val_per_class=1, size=16,
+                                   overwrite=True)  # fmt: skip
+    argv = ["--root", str(tmp_path), "--classes", "--num-classes", "2", "--train-per-class", "1"]
+    for extra in ([], ["--overwrite"]):
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--val-per-class", "1", "--size", "16", *extra])
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 1 and "synthetic classification tree" in line
+        assert line.endswith("move that folder away or pass another --root")
+    assert (user / "train" / "mine.png").read_bytes() == b"user data"  # nothing was replaced or deleted
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CLASSES_DIRNAME]  # no staging folder left

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from ...utils.io import atomic_write_json, staging_dir
-from .tree import SyntheticDataError, SyntheticParameterError, SyntheticTreeExistsError
+from .tree import ForeignTreeError, SyntheticDataError, SyntheticParameterError, SyntheticTreeExistsError
 
 __all__ = [
     "CLASSES_DIRNAME",
@@ -264,8 +264,10 @@ def generate_synthetic_classes(
     _check_parameters(num_classes, train_per_class, val_per_class, size)
     root = os.fspath(root)
     target = os.path.join(root, CLASSES_DIRNAME)
-    if os.path.lexists(target) and not overwrite:
-        raise SyntheticTreeExistsError(f"{target} already exists; delete it or choose another root")
+    if os.path.lexists(target):
+        if not overwrite:
+            raise SyntheticTreeExistsError(f"{target} already exists; delete it or choose another root")
+        _check_ours(target)  # overwrite replaces only a tree this generator wrote
     names = class_names(num_classes)
     counts = {"train": train_per_class, "val": val_per_class}
     os.makedirs(root, exist_ok=True)
@@ -327,7 +329,20 @@ def read_classes_manifest(root: str | os.PathLike) -> dict | None:
     if not os.path.isfile(path):
         return None
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        manifest = json.load(f)
+    if not isinstance(manifest, dict):
+        raise ForeignTreeError(f"{path} is not a manifest of a synthetic classification tree (not an object)")
+    return manifest
+
+
+def _check_ours(target: str) -> None:
+    """Refuse ``target`` unless it is a folder with this generator's manifest (never delete a user's folder)."""
+    manifest = read_classes_manifest(os.path.dirname(target)) if os.path.isdir(target) else None
+    if manifest is None or manifest.get("format") != CLASSES_MANIFEST_FORMAT:
+        raise ForeignTreeError(
+            f"{target} exists but is not a generated synthetic classification tree (no {MANIFEST} of "
+            f"format {CLASSES_MANIFEST_FORMAT!r}); it is not replaced: move it away or choose another root"
+        )
 
 
 def ensure_synthetic_classes(
@@ -348,11 +363,15 @@ def ensure_synthetic_classes(
     }
     try:
         manifest = read_classes_manifest(root)
-    except (OSError, ValueError):
-        manifest = {}
+    except ForeignTreeError:
+        raise
+    except ValueError as e:  # not JSON: a file this generator (atomic writes) never leaves
+        raise ForeignTreeError(f"{target}: its {MANIFEST} is not readable JSON ({e})") from None
+    if manifest is not None and manifest.get("format") != CLASSES_MANIFEST_FORMAT:
+        _check_ours(target)  # raises ForeignTreeError naming the format
     if manifest is None:
         if os.path.lexists(target):
-            raise SyntheticDataError(
+            raise ForeignTreeError(
                 f"{target} exists but is not a generated synthetic classification tree (no {MANIFEST}); "
                 "point DATASETS.ROOT elsewhere or remove the folder"
             )

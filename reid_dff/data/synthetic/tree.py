@@ -57,6 +57,10 @@ class SyntheticParameterError(ReidDffError):
     """A generator parameter out of range (``DATASETS.SYNTHETIC.*`` or the generator's arguments)."""
 
 
+class ForeignTreeError(SyntheticDataError):
+    """The target folder exists and is not a tree a synthetic generator wrote: it is never replaced."""
+
+
 class SyntheticTreeExistsError(SyntheticDataError, FileExistsError):
     """The synthetic folder to write already exists and replacing it was not asked for."""
 
