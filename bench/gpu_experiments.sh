@@ -116,12 +116,19 @@ run_job() {  # "part|row|seed": train that one run (quietly; the run's log.txt k
   if [[ $part == 4 && $seed == stage1 ]]; then
     selection=(--models "$row" --stage1-only)
   elif [[ $part == 4 ]]; then
+    # Only after this model's stage 1 finished: several seed jobs would otherwise each train it, side by
+    # side, into the same folder.
+    if [[ ! -f "$OUT_DIR/stage1_done_$row" ]]; then
+      echo "SKIPPED part 4 $row seed $seed: its stage 1 did not finish"
+      return
+    fi
     selection=(--models "$row" --seeds "$seed")
   else
     selection=(--rows "$row" --seeds "$seed")
   fi
   if $(table_cmd "$part" "${selection[@]}") >/dev/null 2>"$OUT_DIR/job_${part}_${row}_${seed}.err"; then
     echo "done   part $part $row seed $seed ($((SECONDS - start)) s)"
+    if [[ $part == 4 && $seed == stage1 ]]; then touch "$OUT_DIR/stage1_done_$row"; fi
     rm -f "$OUT_DIR/job_${part}_${row}_${seed}.err"
   else
     echo "FAILED part $part $row seed $seed: see $OUT_DIR/job_${part}_${row}_${seed}.err"
@@ -141,6 +148,7 @@ run_one() {
   run_job "$1"
 }
 export -f run_one
+rm -f "$OUT_DIR"/stage1_done_*  # written by this call's stage-1 jobs (each reuses a cached stage 1)
 echo "$(cat "$JOBLIST" "$JOBLIST2" | wc -l) jobs"
 START=$SECONDS
 xargs -P "$JOBS" -I{} bash -c 'run_one "$@"' _ {} <"$JOBLIST"

@@ -15,7 +15,8 @@ images/s over PyTorch's; ``export s`` is the export and parity check, paid once 
 """
 
 import argparse
-import statistics
+import os
+import sys
 import time
 
 import numpy as np
@@ -25,6 +26,9 @@ from reid_dff.config import get_cfg
 from reid_dff.inference.onnx_export import DEFAULT_OPSET, check_parity, onnx_bytes
 from reid_dff.inference.onnx_model import import_deploy_module
 from reid_dff.modeling import build_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backbone_throughput import timed_round_robin  # noqa: E402  (bench/backbone_throughput.py)
 
 
 def parse_args(argv=None):
@@ -62,21 +66,6 @@ def embedding_model(name, input_size):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     return model.eval()
-
-
-def timed_round_robin(fns, iters, warmup, clock):
-    """Median seconds per call of each function, one call of each in turn per iteration (load drifts
-    on a shared machine then hit every backend alike)."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(iters):
-        for fn, fn_times in zip(fns, times):
-            start = clock()
-            fn()
-            fn_times.append(clock() - start)
-    return [statistics.median(fn_times) for fn_times in times]
 
 
 def measure(name, args, threads):

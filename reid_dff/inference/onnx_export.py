@@ -91,6 +91,15 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an opset the exporter cannot write for these models (before any model is loaded)."""
+    if opset < MIN_OPSET:
+        raise OnnxExportError(
+            f"opset {opset} is older than the exporter can write for these models (DFT, Reduce ops); "
+            f"expected an opset of at least {MIN_OPSET}"
+        )
+
+
 def onnx_bytes(
     module: nn.Module,
     example: torch.Tensor,
@@ -102,11 +111,7 @@ def onnx_bytes(
     ``metadata_props``."""
     import_deploy_module("onnx", "ONNX export")
     import_deploy_module("onnxscript", "ONNX export")  # the dynamo exporter's op library
-    if opset < MIN_OPSET:
-        raise OnnxExportError(
-            f"opset {opset} is older than the exporter can write for these models (DFT, Reduce ops); "
-            f"expected an opset of at least {MIN_OPSET}"
-        )
+    check_opset(opset)
     if example.shape[0] < 2:
         raise ValueError(f"the export example needs a batch of at least 2, got {tuple(example.shape)}")
     was_training = module.training
@@ -212,6 +217,7 @@ def export_checkpoint(
         raise OnnxExportError(
             f"{os.fspath(checkpoint)} is an ONNX file already; export reads a reid-dff checkpoint"
         )
+    check_opset(int(opset))
     for package in ("onnx", "onnxscript", "onnxruntime"):  # before minutes of work, not after
         import_deploy_module(package, "ONNX export")
     if check_batch == EXPORT_BATCH:

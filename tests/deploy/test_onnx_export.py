@@ -91,9 +91,16 @@ def test_metadata_round_trips_and_foreign_files_are_refused():
         OnnxModelInfo.from_metadata({**props, "input_height": "tall"}, "m.onnx")
 
 
-def test_an_opset_the_exporter_cannot_write_is_refused():
+def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path, monkeypatch):
     with pytest.raises(OnnxExportError, match="opset 17 is older"):
         onnx_bytes(nn.Linear(4, 2), torch.zeros(2, 4), opset=17)
+    # export_checkpoint refuses it before reading the checkpoint (here: a file that is not one).
+    fake = tmp_path / "not_read.pth"
+    fake.write_bytes(b"never opened")
+    monkeypatch.setattr("reid_dff.inference.extractor.FeatureExtractor", None)  # building one would fail
+    with pytest.raises(OnnxExportError, match="opset 17 is older"):
+        export_checkpoint(fake, tmp_path / "m.onnx", opset=17)
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.parametrize("package", ["onnxscript", "onnx"])
