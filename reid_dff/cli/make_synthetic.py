@@ -124,7 +124,7 @@ def make_classes(args: argparse.Namespace) -> None:
     cfg.DATASETS.SYNTHETIC_CLASSES.update({name.upper(): value for name, value in params.items()})
     cfg.DATASETS.SYNTHETIC_CLASSES.ENABLED = True
     target = os.path.join(args.root, CLASSES_DIRNAME)
-    remedies = {
+    remedies: dict[type[BaseException], str] = {
         SyntheticDataError: "--overwrite regenerates the tree",
         ForeignTreeError: "move that folder away or pass another --root",  # never --overwrite a user's folder
     }
