@@ -85,13 +85,17 @@ def query_features(args, index):
             args.config_file, device=args.device, opts=args.opts, weights=args.weights
         )
     else:
-        # An index built from an exported model's features is searched with that ONNX file.
-        model_file = args.weights or index.meta.onnx_path or index.meta.checkpoint_path
-        if not model_file or not os.path.isfile(model_file):
-            kind = "model" if model_file and model_file == index.meta.onnx_path else "checkpoint"
+        # An index built from an exported model's features is searched with that ONNX file, else with the
+        # checkpoint it was exported from (the two give the same features within 1e-4 and may mix).
+        recorded = [path for path in (index.meta.onnx_path, index.meta.checkpoint_path) if path]
+        candidates = [args.weights] if args.weights else recorded
+        model_file = next((path for path in candidates if os.path.isfile(path)), None)
+        if model_file is None:
+            named = " or ".join(repr(path) for path in candidates) or "no model file"
+            where = "--weights names" if args.weights else "the index records"
             raise ToolUsageError(
-                f"the index records {kind} {model_file!r}, which is not here; pass --weights (a checkpoint "
-                "or an exported .onnx; with --config-file if the checkpoint holds no config)"
+                f"{where} {named}, which is not here; pass --weights (a checkpoint or an exported .onnx; "
+                "with --config-file if the checkpoint holds no config)"
             )
         extractor = FeatureExtractor(model_file, device=args.device, opts=args.opts)
     # The extractor returns raw embeddings and the index applies its own metric (see search_features).

@@ -4,6 +4,7 @@ search tools work from it with its provenance recorded, and mixing models stays 
 import importlib.util
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -191,3 +192,15 @@ def test_an_index_built_from_onnx_features_searches(dff_checkpoint, dff_export, 
         load_tool("search").main([*search, "--query", query_dir, "--weights", other])
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "checkpoint SHA-256" in lines[0]
+    # An index whose ONNX file is gone is searched with the checkpoint it was exported from.
+    moved = tmp_path / "moved.onnx"
+    shutil.copyfile(dff_export.path, moved)
+    moved_gallery, moved_index = tmp_path / "moved.npz", tmp_path / "moved_index"
+    load_tool("extract_features").main(
+        ["--weights", str(moved), "--dataset", "synthetic:0", "--no-progress", "--output", str(moved_gallery)]
+    )
+    load_tool("build_index").main(["--features", str(moved_gallery), "--index", str(moved_index)])
+    moved.unlink()
+    moved_search = ["--index", str(moved_index), "--topk", "5", "--exclude-same-camera", "--query", query_dir]
+    load_tool("search").main([*moved_search, "--output", str(results)])
+    assert json.loads(results.read_text())["cmc"]["1"] == pytest.approx(report["cmc"]["1"], abs=1e-12)
