@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import real_multicam  # noqa: E402  (bench/real_multicam.py: the real data's unpacking)
 
 from reid_dff.cli.common import add_overrides, parse_flags_first  # noqa: E402
+from reid_dff.errors import ReidDffError  # noqa: E402
 from reid_dff.experiments import Run, run_sweep  # noqa: E402
 from reid_dff.experiments.rows import (  # noqa: E402
     Row,
@@ -216,4 +217,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ReidDffError as e:  # a bad override, a run that cannot go into the table: one line
+        sys.exit(f"mask_study: error: {e}")

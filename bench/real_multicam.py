@@ -261,4 +261,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ReidDffError as e:  # a bad override, a run that cannot go into the table: one line
+        sys.exit(f"real_multicam: error: {e}")

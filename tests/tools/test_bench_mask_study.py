@@ -131,3 +131,21 @@ def test_a_tiny_study_tables_every_row_and_reuses_the_defaults_twin(tmp_path, mo
     assert summary["selected"] == study.select(summary["rows"])
     assert "Selection (synthetic only)" in printed and "1 epochs x 2 iterations" in printed
     assert json.load(open(out / "table.json")) == json.loads(json.dumps(summary))
+
+
+@pytest.mark.parametrize("script", ["mask_study.py", "real_multicam.py"])
+def test_a_bad_override_is_one_line_not_a_traceback(tmp_path, script):
+    import subprocess
+
+    archive = ["--archive", str(tmp_path / "absent.tar.gz")] if script == "real_multicam.py" else []
+    argv = [sys.executable, str(REPO / "bench" / script), "--seeds", "0", "--out", str(tmp_path / "out"),
+            *archive, "MODEL.NO_SUCH_KEY", "1"]  # fmt: skip
+    if script == "real_multicam.py":
+        argv = argv[: argv.index("MODEL.NO_SUCH_KEY")]  # no archive: its error comes first, in one line too
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-2000:]
+    name = script.removesuffix(".py")
+    assert lines[0].startswith(f"{name}: error: ")
+    assert ("NO_SUCH_KEY" in lines[0]) if name == "mask_study" else ("benchmark data not found" in lines[0])
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
