@@ -18,7 +18,13 @@ from torchvision.transforms import v2
 
 from ..config.config import ConfigError
 
-__all__ = ["STYLES", "build_transforms", "imagenet_eval_transforms", "imagenet_train_transforms"]
+__all__ = [
+    "STYLES",
+    "build_transforms",
+    "eval_resize",
+    "imagenet_eval_transforms",
+    "imagenet_train_transforms",
+]
 
 STYLES = ("resize", "imagenet")
 # The evaluation crop is this fraction of the resized shorter side (224 of 256), as in torchvision's recipe.
@@ -54,11 +60,25 @@ def imagenet_train_transforms(
     return v2.Compose(steps + _to_float(mean, std))
 
 
+def eval_shorter_side(size: Any, crop_fraction: float = EVAL_CROP_FRACTION) -> int:
+    """The shorter side ImageNet evaluation resizes to before its centre crop ``size`` (256 for 224)."""
+    return int(round(min(size) / crop_fraction))
+
+
+def eval_resize(cfg: Any) -> tuple[str, int]:
+    """How the test pipeline brings an image to ``INPUT.SIZE_TEST``, for consumers outside reid-dff:
+    ``("stretch", 0)`` (resize to the size, aspect ratio not kept) or ``("shorter_side_center_crop", S)``
+    (shorter side to ``S``, aspect ratio kept, then the centre ``SIZE_TEST`` crop)."""
+    if cfg.INPUT.STYLE == "imagenet":
+        return "shorter_side_center_crop", eval_shorter_side(cfg.INPUT.SIZE_TEST)
+    return "stretch", 0
+
+
 def imagenet_eval_transforms(
     size: Any, mean: Any, std: Any, crop_fraction: float = EVAL_CROP_FRACTION
 ) -> v2.Compose:
     """ImageNet evaluation: shorter side to ``min(size) / crop_fraction`` (256 for 224), centre crop ``size``."""
-    resize = int(round(min(size) / crop_fraction))
+    resize = eval_shorter_side(size, crop_fraction)
     steps = [ContiguousArray(), v2.ToImage(), v2.Resize(resize, antialias=True), v2.CenterCrop(list(size))]
     return v2.Compose(steps + _to_float(mean, std))
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.transforms import eval_resize
 from ..errors import ReidDffError
 from ..utils import atomic_write_bytes
 from .onnx_model import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, import_deploy_module, is_onnx_path
@@ -232,6 +233,7 @@ def export_checkpoint(
     extractor = FeatureExtractor(checkpoint, device="cpu", opts=opts)
     cfg, model = extractor.cfg, extractor.model
     height, width = (int(v) for v in cfg.INPUT.SIZE_TEST)
+    resize_mode, shorter_side = eval_resize(cfg)
     example = torch.randn(EXPORT_BATCH, 3, height, width, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         dim = int(model(example).shape[1])
@@ -248,6 +250,8 @@ def export_checkpoint(
         checkpoint_path=extractor.checkpoint_path,
         opset=int(opset),
         config=cfg.dump(),
+        input_resize=resize_mode,
+        input_shorter_side=shorter_side,
     )
     data = onnx_bytes(model, example, opset, info.to_metadata())
     error = check_parity(data, model, (3, height, width), batch=check_batch, tolerance=tolerance)

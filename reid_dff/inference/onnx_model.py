@@ -78,7 +78,7 @@ class OnnxModelInfo:
     """What an exported embedding model is and how to feed it (the ``metadata_props`` of the file).
 
     The graph takes ``images`` ``(B, 3, H, W)`` float32 RGB, each pixel ``(value / 255 - mean) / std``
-    after resizing the crop to ``(H, W)``, and returns ``embeddings`` ``(B, D)`` float32 (the post-BNNeck
+    after bringing the crop to ``(H, W)`` as ``input_resize`` says, and returns ``embeddings`` ``(B, D)`` float32 (the post-BNNeck
     feature the evaluator ranks; L2-normalize them for the cosine metric).
     """
 
@@ -94,6 +94,10 @@ class OnnxModelInfo:
     checkpoint_path: str
     opset: int
     config: str = field(repr=False, default="")
+    # data.transforms.eval_resize: "stretch" to input_height x input_width, or "shorter_side_center_crop"
+    # (shorter side to input_shorter_side, then the centre crop).
+    input_resize: str = "stretch"
+    input_shorter_side: int = 0
 
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` key/value strings (numbers and lists as JSON)."""
@@ -106,6 +110,8 @@ class OnnxModelInfo:
             "input_color": "RGB",
             "input_height": str(self.input_size[0]),
             "input_width": str(self.input_size[1]),
+            "input_resize": self.input_resize,
+            "input_shorter_side": str(self.input_shorter_side),
             "pixel_scale": json.dumps(1 / 255),
             "pixel_mean": json.dumps(list(self.pixel_mean)),
             "pixel_std": json.dumps(list(self.pixel_std)),
@@ -147,6 +153,9 @@ class OnnxModelInfo:
                 checkpoint_path=props["checkpoint_path"],
                 opset=int(props["opset"]),
                 config=props["config"],
+                # Absent from files written before these keys existed: read as "stretch" (INPUT.STYLE is in "config").
+                input_resize=props.get("input_resize", "stretch"),
+                input_shorter_side=int(props.get("input_shorter_side", "0")),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise OnnxModelError(f"{path}: unreadable reid-dff metadata ({type(e).__name__}: {e})") from e

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from reid_dff.config import get_cfg
+from reid_dff.data.transforms import build_transforms, eval_resize
 from reid_dff.inference import onnx_export
 from reid_dff.inference.onnx_export import (
     OnnxExportError,
@@ -89,6 +90,36 @@ def test_metadata_round_trips_and_foreign_files_are_refused():
         OnnxModelInfo.from_metadata({**props, "format_version": "99"}, "m.onnx")
     with pytest.raises(OnnxModelError, match="unreadable"):
         OnnxModelInfo.from_metadata({**props, "input_height": "tall"}, "m.onnx")
+    # A file written before the resize keys existed reads as the ReID pipeline's stretch.
+    older = {k: v for k, v in props.items() if k not in ("input_resize", "input_shorter_side")}
+    assert OnnxModelInfo.from_metadata(older, "m.onnx").input_resize == "stretch"
+
+
+def _bilinear(image, size):
+    """An ``(H, W, 3)`` uint8 image resized to ``size`` (antialiased bilinear), ``(3, h, w)`` in [0, 1]."""
+    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    return torch.nn.functional.interpolate(batch, size=size, mode="bilinear", antialias=True)[0] / 255.0
+
+
+def test_the_metadata_says_how_the_test_pipeline_resizes():
+    """Checked against the transform itself: a 300x200 image through the test pipeline of each style."""
+    image = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    reid = get_cfg()
+    reid.merge_from_list(["INPUT.SIZE_TEST", "[64, 32]"])
+    assert eval_resize(reid) == ("stretch", 0)
+    mean, std = (torch.tensor(v)[:, None, None] for v in (reid.INPUT.PIXEL_MEAN, reid.INPUT.PIXEL_STD))
+    expected = (_bilinear(image, (64, 32)) - mean) / std
+    assert torch.allclose(build_transforms(reid, is_train=False)(image), expected, atol=0.02)
+
+    imagenet = get_cfg()
+    imagenet.merge_from_list(
+        ["INPUT.STYLE", "imagenet", "INPUT.PADDING", "0", "INPUT.SIZE_TEST", "[224, 224]"]
+    )
+    assert eval_resize(imagenet) == ("shorter_side_center_crop", 256)
+    # Shorter side 200 -> 256 keeps the aspect ratio (300 -> 384); the centre 224x224 crop follows.
+    top, left = (384 - 224) // 2, (256 - 224) // 2
+    expected = (_bilinear(image, (384, 256))[:, top : top + 224, left : left + 224] - mean) / std
+    assert torch.allclose(build_transforms(imagenet, is_train=False)(image), expected, atol=0.02)
 
 
 def test_an_opset_the_exporter_cannot_write_is_refused(tmp_path, monkeypatch):
@@ -192,6 +223,7 @@ def test_export_tool_resnet18_matches_pytorch_at_another_batch_size(resnet_check
     np.testing.assert_allclose(single, got[:1], rtol=1e-4, atol=1e-5)
     meta = session.get_modelmeta().custom_metadata_map
     assert (meta["input_height"], meta["input_width"], meta["embedding_dim"]) == ("32", "16", "512")
+    assert (meta["input_resize"], meta["input_shorter_side"]) == ("stretch", "0")
     assert meta["backbone"] == "resnet18" and meta["metric"] == cfg.TEST.METRIC
     assert json.loads(meta["pixel_mean"]) == list(cfg.INPUT.PIXEL_MEAN)
     assert meta["checkpoint_sha256"] == hashlib.sha256(open(checkpoint, "rb").read()).hexdigest()
