@@ -60,6 +60,22 @@ def git_revision(path: str | None = None) -> str:
 _HANDLER_KEY = "_reid_dff_key"
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at each record, not the stream current when it was made: a tool
+    run twice in one process (tests, notebooks) under a redirected stdout that was since closed still logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def setup_logger(output_dir: str | None = None, name: str = "reid_dff", rank: int = 0) -> logging.Logger:
     """Console logging on rank 0 and ``OUTPUT_DIR/log.txt``; idempotent."""
     logger = logging.getLogger(name)
@@ -68,7 +84,7 @@ def setup_logger(output_dir: str | None = None, name: str = "reid_dff", rank: in
     fmt = logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s", datefmt="%m/%d %H:%M:%S")
     have = {getattr(h, _HANDLER_KEY, None) for h in logger.handlers}
     if rank == 0 and "console" not in have:
-        console = logging.StreamHandler(sys.stdout)
+        console = _StdoutHandler()
         console.setFormatter(fmt)
         setattr(console, _HANDLER_KEY, "console")
         logger.addHandler(console)
