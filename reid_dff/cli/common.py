@@ -143,7 +143,15 @@ def parse_flags_first(
     argv = list(sys.argv[1:] if argv is None else argv)
     flag = flag_after_overrides(argv)
     if flag is None:
-        args = parser.parse_args(argv)
+        # The overrides start at the first config key: a list flag before them (``--seeds 0 1 2``) must not
+        # swallow them, so the flags are parsed alone and the overrides handed over as they are.
+        keys = config_keys()
+        start = next((i for i, item in enumerate(argv) if item in keys), len(argv))
+        args = parser.parse_args(argv[:start])
+        if hasattr(args, "opts"):
+            args.opts = list(args.opts or []) + argv[start:]
+        elif start < len(argv):
+            args = parser.parse_args(argv)  # a parser without overrides reports them as it always has
         flag = next((item for item in getattr(args, "opts", None) or [] if _is_flag(item)), None)
         if flag is None:
             return args

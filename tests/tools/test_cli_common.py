@@ -80,3 +80,17 @@ def test_flag_values_and_negative_numbers_are_not_flags():
     add_overrides(parser)
     args = parse_flags_first(parser, ["--output", "out", "SEED", "-3", "SOLVER.BASE_LR", "-1e-3"])
     assert args.output == "out" and args.opts == ["SEED", "-3", "SOLVER.BASE_LR", "-1e-3"]
+
+
+def test_a_list_flag_does_not_swallow_the_overrides():
+    """``--models base SEED 1``: argparse alone reads SEED as a model (and fails on "invalid choice")."""
+    parser = argparse.ArgumentParser(prog="tool.py")
+    parser.add_argument("--models", nargs="+", choices=["base", "dff"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    add_overrides(parser)
+    args = parse_flags_first(parser, ["--models", "base", "dff", "DATALOADER.NUM_WORKERS", "1", "SEED", "2"])
+    assert args.models == ["base", "dff"] and args.opts == ["DATALOADER.NUM_WORKERS", "1", "SEED", "2"]
+    args = parse_flags_first(parser, ["--seeds", "1", "2", "MODEL.DEVICE", "cpu"])
+    assert args.seeds == [1, 2] and args.opts == ["MODEL.DEVICE", "cpu"]
+    args = parse_flags_first(parser, ["--seeds", "3"])
+    assert args.seeds == [3] and args.opts == []
