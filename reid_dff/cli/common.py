@@ -125,11 +125,18 @@ def config_keys() -> frozenset[str]:
     return frozenset(leaves(get_cfg(), ""))
 
 
-def flag_after_overrides(argv: Sequence[str]) -> str | None:
-    """The first flag in ``argv`` that follows a config key (the start of the KEY VALUE overrides)."""
+def overrides_start(argv: Sequence[str]) -> int:
+    """Where the KEY VALUE overrides start: the first config key that is not a flag's value (``--key SEED``
+    gives the flag its value, or its own error); ``len(argv)`` when there is none."""
     keys = config_keys()
-    start = next((i for i, item in enumerate(argv) if item in keys), len(argv))
-    return next((item for item in argv[start:] if _is_flag(item)), None)
+    return next(
+        (i for i, item in enumerate(argv) if item in keys and not (i and _is_flag(argv[i - 1]))), len(argv)
+    )
+
+
+def flag_after_overrides(argv: Sequence[str]) -> str | None:
+    """The first flag in ``argv`` that follows the start of the KEY VALUE overrides."""
+    return next((item for item in argv[overrides_start(argv) :] if _is_flag(item)), None)
 
 
 def parse_flags_first(
@@ -143,10 +150,9 @@ def parse_flags_first(
     argv = list(sys.argv[1:] if argv is None else argv)
     flag = flag_after_overrides(argv)
     if flag is None:
-        # The overrides start at the first config key: a list flag before them (``--seeds 0 1 2``) must not
-        # swallow them, so the flags are parsed alone and the overrides handed over as they are.
-        keys = config_keys()
-        start = next((i for i, item in enumerate(argv) if item in keys), len(argv))
+        # A list flag before the overrides (``--seeds 0 1 2 SEED 1``) must not swallow them: the flags are
+        # parsed alone and the overrides handed over as they are.
+        start = overrides_start(argv)
         args = parser.parse_args(argv[:start])
         if hasattr(args, "opts"):
             args.opts = list(args.opts or []) + argv[start:]

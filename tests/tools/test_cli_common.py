@@ -94,3 +94,8 @@ def test_a_list_flag_does_not_swallow_the_overrides():
     assert args.seeds == [1, 2] and args.opts == ["MODEL.DEVICE", "cpu"]
     args = parse_flags_first(parser, ["--seeds", "3"])
     assert args.seeds == [3] and args.opts == []
+    # A key right after a flag is that flag's value (refused by it, if at all), not the overrides' start.
+    parser.add_argument("--rerun", action="store_true")
+    parser.add_argument("--key")
+    args = parse_flags_first(parser, ["--key", "SEED", "--rerun", "SEED", "1", "MODEL.DEVICE", "cpu"])
+    assert (args.key, args.rerun, args.opts) == ("SEED", True, ["SEED", "1", "MODEL.DEVICE", "cpu"])
