@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
@@ -44,7 +43,7 @@ import real_multicam  # noqa: E402  (bench/real_multicam.py: the real data's unp
 
 from reid_dff.cli.common import add_overrides, parse_flags_first  # noqa: E402
 from reid_dff.errors import ReidDffError  # noqa: E402
-from reid_dff.experiments import Run, run_sweep  # noqa: E402
+from reid_dff.experiments import run_sweep  # noqa: E402
 from reid_dff.experiments.rows import (  # noqa: E402
     Row,
     build_runs,
@@ -163,11 +162,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     opts += list(args.opts)
     rows = [ROWS_BY_KEY[key] for key in args.rows]
 
-    def command(run: Run) -> str:  # the train_net.py command line of one run
-        return shlex.join(["python", "tools/train_net.py", "--config-file", config, *run.options(out)])
-
     runs, aliases = deduplicate(build_runs(config, rows, args.seeds, opts), out)
-    results = run_sweep(runs, out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True))
+    results = run_sweep(
+        runs, out, args.rerun, announce=lambda run, cfg: print("+", run.command(out), flush=True)
+    )
     cfg = runs[0].resolve(out)
     (target,) = cfg.DATASETS.TARGETS
     entries = summarize_rows(rows, results, aliases, target)
@@ -201,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rule,
     ]
     table = "\n".join(lines)
-    commands = "\n".join(command(r.run) for r in results)
+    commands = "\n".join(r.run.command(out) for r in results)
     atomic_write_text(os.path.join(out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
     summary = {
         "benchmark": args.benchmark,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import sys
 import tarfile
@@ -224,12 +223,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     opts += list(args.opts)
     rows = [ROWS_BY_KEY[key] for key in args.rows]
 
-    def command(run: Run) -> str:  # the train_net.py command line of one run
-        return shlex.join(["python", "tools/train_net.py", "--config-file", CONFIG, *run.options(args.out)])
-
     runs, aliases = deduplicate(build_runs(rows, args.seeds, opts), args.out)
     results = run_sweep(
-        runs, args.out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True)
+        runs, args.out, args.rerun, announce=lambda run, cfg: print("+", run.command(args.out), flush=True)
     )
     cfg = runs[0].resolve(args.out)
     (target,) = cfg.DATASETS.TARGETS
@@ -247,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         *format_rows_table(table_rows),
     ]
     table = "\n".join(lines)
-    commands = "\n".join(command(r.run) for r in results)
+    commands = "\n".join(r.run.command(args.out) for r in results)
     atomic_write_text(os.path.join(args.out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
     summary = {
         "target": target,

@@ -15,7 +15,6 @@ repository. Writes ``OUT/table.md`` and ``OUT/table.json``.
 
 import argparse
 import os
-import shlex
 import statistics
 
 from reid_dff.cli.common import add_overrides, parse_flags_first
@@ -69,12 +68,9 @@ def main(argv=None):
     domain = target.split(":")[1]
     histogram = next(r for r in histogram_baseline_report(synthetic_dir) if r["domain"] == f"domain{domain}")
 
-    def command(run):  # the train_net.py command line of one run
-        return shlex.join(["python", "tools/train_net.py", "--config-file", CONFIG, *run.options(args.out)])
-
     runs = build_runs(args.variants, args.seeds, args.opts)
     results = run_sweep(
-        runs, args.out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True)
+        runs, args.out, args.rerun, announce=lambda run, cfg: print("+", run.command(args.out), flush=True)
     )
     maps = collect(results, lambda report, t: report["targets"][t]["mean"]["mAP"])
     r1s = collect(results, lambda report, t: report["targets"][t]["mean"]["R1"])
@@ -106,7 +102,7 @@ def main(argv=None):
         f"{100 * histogram['rank1']:.1f} | |"
     )
     table = "\n".join(lines)
-    commands = "\n".join(command(r.run) for r in results)
+    commands = "\n".join(r.run.command(args.out) for r in results)
     atomic_write_text(os.path.join(args.out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
     atomic_write_json(os.path.join(args.out, "table.json"), {"rows": rows, "histogram": histogram})
     print(table)

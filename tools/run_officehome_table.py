@@ -18,7 +18,6 @@ averages). Relative paths (OUT, configs, the data root) are relative to the repo
 
 import argparse
 import os
-import shlex
 
 from reid_dff.cli.common import add_overrides, parse_flags_first
 from reid_dff.experiments import Run, collect, format_seed_table, run_sweep
@@ -74,13 +73,10 @@ def main(argv=None):
     prefix = "synthetic_officehome" if args.synthetic else "officehome"
     out = args.out or os.path.join("output", prefix)
 
-    def command(run):  # the train_net.py command line of one run
-        return shlex.join(
-            ["python", "tools/train_net.py", "--config-file", run.config_file, *run.options(out)]
-        )
-
     runs = build_runs(prefix, args.models, args.tasks, args.seeds, args.opts)
-    results = run_sweep(runs, out, args.rerun, announce=lambda run, cfg: print("+", command(run), flush=True))
+    results = run_sweep(
+        runs, out, args.rerun, announce=lambda run, cfg: print("+", run.command(out), flush=True)
+    )
     labels = {model: MODELS[model][0] for model in args.models}
     if args.seeds is None or len(args.seeds) == 1:
         reports = {labels[r.run.row]: {} for r in results}
@@ -96,7 +92,7 @@ def main(argv=None):
             results, lambda report, t: (report.get("selected") or report)["targets"][t]["top1"]
         )
         table = format_seed_table(selected, labels)
-    commands = "\n".join(command(r.run) for r in results)
+    commands = "\n".join(r.run.command(out) for r in results)
     atomic_write_text(os.path.join(out, "table.md"), f"{table}\n\nCommands:\n\n{commands}\n")
     atomic_write_json(os.path.join(out, "table.json"), reports)
     print(table)

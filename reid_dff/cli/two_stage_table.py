@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 from collections.abc import Sequence
 
@@ -146,13 +145,8 @@ def run_table(args: argparse.Namespace) -> None:
     """Both stages of every model of ``args`` through the sweep, then ``OUT/table.md`` and ``table.json``."""
     out = args.out
 
-    def command(run: Run) -> str:  # the train_net.py command line of one run
-        return shlex.join(
-            ["python", "tools/train_net.py", "--config-file", run.config_file, *run.options(out)]
-        )
-
     def announce(run: Run, cfg: object) -> None:
-        print("+", command(run), flush=True)
+        print("+", run.command(out), flush=True)
 
     every = tuple(args.opts)
     stage1 = run_sweep(
@@ -221,7 +215,7 @@ def run_table(args: argparse.Namespace) -> None:
         format_two_stage_table(rows),
     ]
     table = "\n".join(lines)
-    commands = [command(r.run) for r in (*stage1, *demo)]
+    commands = [r.run.command(out) for r in (*stage1, *demo)]
     loads = "\n".join(f"- {MODELS[key][0]}: {pinned[key]['load_report']}" for key in args.models)
     atomic_write_text(
         os.path.join(out, "table.md"),

@@ -30,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import statistics
 import time
@@ -130,6 +131,12 @@ class Run:
     def resolve(self, root: str) -> CfgNode:
         """The run's resolved (frozen) config."""
         return setup_cfg(self.config_file, self.options(root))
+
+    def command(self, root: str) -> str:
+        """The ``tools/train_net.py`` command line that trains this run (as the tables print it)."""
+        return shlex.join(
+            ["python", "tools/train_net.py", "--config-file", self.config_file, *self.options(root)]
+        )
 
 
 @dataclass

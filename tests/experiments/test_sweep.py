@@ -5,6 +5,7 @@ import json
 import logging
 import math
 import os
+import shlex
 
 import pytest
 
@@ -206,6 +207,10 @@ def test_a_run_resolves_its_seed_and_folder():
         os.path.join("out", "x", "seed3"),
     )
     assert Run("y", DEMO).resolve("out").SEED == setup_cfg(DEMO).SEED  # seed None keeps the config's
+    # The printed command trains the same run: its arguments parse back to the config file and overrides.
+    argv = shlex.split(Run("a b/seed1", "configs/my demo.yaml", ("TEST.METRIC", "cosine"), 1).command("o"))
+    assert argv == ["python", "tools/train_net.py", "--config-file", "configs/my demo.yaml", "TEST.METRIC",
+                    "cosine", "SEED", "1", "OUTPUT_DIR", os.path.join("o", "a b", "seed1")]  # fmt: skip
 
 
 def result(row, seed, values):
