@@ -8,7 +8,7 @@ from .config import (
     load_yaml_with_base,
 )
 from .defaults import _C
-from .setup import RESOLVED_CONFIG_NAME, save_cfg, setup_cfg
+from .setup import RESOLVED_CONFIG_NAME, cfg_from_text, save_cfg, setup_cfg
 
 
 def get_cfg() -> CfgNode:
@@ -18,6 +18,7 @@ def get_cfg() -> CfgNode:
 
 __all__ = [
     "CfgNode",
+    "cfg_from_text",
     "ConfigError",
     "ConfigKeyError",
     "ConfigTypeError",

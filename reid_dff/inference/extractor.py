@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from ..config import CfgNode, ConfigError, get_cfg, setup_cfg
+from ..config import CfgNode, ConfigError, cfg_from_text, setup_cfg
 from ..data import Sample, build_test_loader, build_transforms, read_image
 from ..evaluation.features import Features, extract_features, iter_feature_batches
 from ..modeling import build_model, load_model_weights
@@ -331,12 +330,4 @@ def _cfg_from_checkpoint(checkpoint: dict, path: str) -> CfgNode:
             f"{path} holds no 'cfg' entry (the YAML text of the training config), so the model cannot be "
             "rebuilt from it alone; pass the config file and set MODEL.WEIGHTS to this file"
         )
-    try:
-        values = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"the 'cfg' entry of {path} is not valid YAML: {e}") from e
-    if not isinstance(values, dict):
-        raise ConfigError(f"the 'cfg' entry of {path} must be a YAML mapping, got {type(values).__name__}")
-    cfg = get_cfg()
-    cfg.merge_from_other_cfg(values)
-    return cfg
+    return cfg_from_text(text, f"the 'cfg' entry of {path}")

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from ..config import CfgNode, ConfigError, get_cfg
+from ..config import CfgNode, ConfigError, cfg_from_text
 from ..errors import ReidDffError
 
 __all__ = [
@@ -163,14 +162,9 @@ class OnnxModelInfo:
     def build_config(self, path: str) -> CfgNode:
         """The (mutable) config the model was exported with, from the stored YAML text."""
         try:
-            values = yaml.safe_load(self.config) or {}
-        except yaml.YAMLError as e:
-            raise OnnxModelError(f"the 'config' metadata of {path} is not valid YAML: {e}") from e
-        if not isinstance(values, dict):
-            raise OnnxModelError(f"the 'config' metadata of {path} must be a YAML mapping")
-        cfg = get_cfg()
-        cfg.merge_from_other_cfg(values)
-        return cfg
+            return cfg_from_text(self.config, f"the 'config' metadata of {path}")
+        except ConfigError as e:
+            raise OnnxModelError(str(e)) from e
 
     def check_config(self, cfg: CfgNode, path: str) -> None:
         """Refuse a config whose input size, normalization or backbone differ from the exported graph's."""

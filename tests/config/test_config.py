@@ -7,6 +7,7 @@ from reid_dff.config import (
     ConfigError,
     ConfigKeyError,
     ConfigTypeError,
+    cfg_from_text,
     get_cfg,
     save_cfg,
     setup_cfg,
@@ -276,3 +277,20 @@ def test_an_empty_base_is_an_error_naming_it_and_its_includer(tmp_path):
         setup_cfg(str(leaf))
     assert str(info.value).startswith(f"config file {base} is empty (no key, only comments or blank lines) "
                                       f"(named in _BASE_ of {leaf})")  # fmt: skip
+
+
+def test_a_stored_config_text_is_rebuilt_or_refused_naming_its_source():
+    """cfg_from_text: what a checkpoint's "cfg" and an ONNX file's "config" metadata are read with."""
+    cfg = get_cfg()
+    cfg.merge_from_list(["SOLVER.BASE_LR", "0.0007", "MODEL.BACKBONE", "resnet18"])
+    rebuilt = cfg_from_text(cfg.dump(), "the 'cfg' entry of m.pth")
+    assert rebuilt == cfg and not rebuilt.is_frozen()
+    assert cfg_from_text("", "empty") == get_cfg()  # nothing stored: the defaults
+    with pytest.raises(ConfigError, match=r"^the 'cfg' entry of m\.pth is not valid YAML"):
+        cfg_from_text("MODEL: [unclosed", "the 'cfg' entry of m.pth")
+    with pytest.raises(
+        ConfigError, match=r"^the 'config' metadata of m\.onnx must be a YAML mapping, got list"
+    ):
+        cfg_from_text("- 1\n- 2\n", "the 'config' metadata of m.onnx")
+    with pytest.raises(ConfigKeyError, match="SOLVER.BASE_LRR"):
+        cfg_from_text("SOLVER:\n  BASE_LRR: 0.1\n", "x")

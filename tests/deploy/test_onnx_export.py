@@ -90,6 +90,10 @@ def test_metadata_round_trips_and_foreign_files_are_refused():
         OnnxModelInfo.from_metadata({**props, "format_version": "99"}, "m.onnx")
     with pytest.raises(OnnxModelError, match="unreadable"):
         OnnxModelInfo.from_metadata({**props, "input_height": "tall"}, "m.onnx")
+    assert OnnxModelInfo.from_metadata(props, "m.onnx").build_config("m.onnx") == get_cfg()
+    broken = OnnxModelInfo.from_metadata({**props, "config": "- not a mapping"}, "m.onnx")
+    with pytest.raises(OnnxModelError, match=r"'config' metadata of m\.onnx must be a YAML mapping"):
+        broken.build_config("m.onnx")
     # A file written before the resize keys existed reads as the ReID pipeline's stretch.
     older = {k: v for k, v in props.items() if k not in ("input_resize", "input_shorter_side")}
     assert OnnxModelInfo.from_metadata(older, "m.onnx").input_resize == "stretch"

@@ -95,6 +95,12 @@ def test_missing_weights_and_bad_checkpoints_are_refused(tiny_checkpoint, tmp_pa
     torch.save({"model": torch.load(checkpoint, weights_only=True)["model"]}, no_cfg)
     with pytest.raises(ConfigError, match="holds no 'cfg'"):
         FeatureExtractor(no_cfg)
+    bad_cfg = tmp_path / "bad_cfg.pth"
+    torch.save(
+        {"model": torch.load(checkpoint, weights_only=True)["model"], "cfg": "MODEL: [unclosed"}, bad_cfg
+    )
+    with pytest.raises(ConfigError, match=r"the 'cfg' entry of .*bad_cfg\.pth is not valid YAML"):
+        FeatureExtractor(bad_cfg)
     # Weights of another architecture under this config.
     other = save_tiny_checkpoint(tmp_path / "r18.pth", tiny_cfg(backbone="resnet18"))
     with pytest.raises(WeightsMismatchError, match="does not match the model"):
