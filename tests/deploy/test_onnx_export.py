@@ -2,7 +2,6 @@
 batch size other than the export's), the file carries its metadata, and a mismatch leaves no file."""
 
 import hashlib
-import importlib.util
 import json
 import os
 import sys
@@ -11,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from script_loader import load_tool
 from torch import nn
 
 from reid_dff.config import get_cfg
@@ -28,15 +28,6 @@ from reid_dff.inference.onnx_model import DeployExtraMissingError, OnnxModelErro
 from reid_dff.modeling import BACKBONE_REGISTRY, build_model
 from reid_dff.modeling.backbones.ffc import FFCConv2d
 from reid_dff.modeling.backbones.filters import FilterSettings, filter_names
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def torch_reference(cfg, checkpoint, images):

@@ -1,7 +1,6 @@
 """Serving an exported model: FeatureExtractor on the .onnx file gives the checkpoint's embeddings, the
 search tools work from it with its provenance recorded, and mixing models stays an error."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -11,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from script_loader import load_tool
 from tiny_reid import write_market_images
 
 from reid_dff.config import ConfigError
@@ -20,15 +20,6 @@ from reid_dff.inference import GalleryIndex, IndexCompatibilityError, load_featu
 from reid_dff.inference.extractor import FeatureExtractor
 from reid_dff.inference.onnx_model import DeployExtraMissingError, OnnxModelError
 from reid_dff.utils import sha256_file
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def relative_difference(actual, expected):

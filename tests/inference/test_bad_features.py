@@ -1,24 +1,14 @@
 """build_index.py / search.py on features nothing can be searched with, and a camera-filtered search with
 no valid query: one error line each (issue 18 item 6), and the ranked lists are still written."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
+from script_loader import load_tool
 
 from reid_dff.evaluation import Features
 from reid_dff.inference import FeaturesFileError, load_features, save_features
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_features(path, feats, pids=None, camids=None):

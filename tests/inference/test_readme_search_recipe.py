@@ -1,26 +1,17 @@
 """The README's gallery-search recipe, run as written (issue 18 item 7) with tiny checkpoints placed at the
 paths it names: it writes only under output/, and its Base model is the one the README says to train."""
 
-import importlib.util
 import json
 import os
 import shlex
 
 import pytest
+from script_loader import REPO, load_tool
 from tiny_reid import save_tiny_checkpoint, tiny_cfg
 
 from reid_dff.config import setup_cfg
 from reid_dff.data import build_test_sets
 from reid_dff.data.synthetic import ensure_synthetic_data
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def readme_commands(section):

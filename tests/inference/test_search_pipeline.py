@@ -1,12 +1,12 @@
 """The acceptance path: extract an unseen domain's gallery, index it, search its queries, and get the
 evaluator's Rank-1 (and CMC) -- through the library and through the command-line tools."""
 
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
+from script_loader import load_tool
 
 from reid_dff.data import build_test_sets
 from reid_dff.evaluation import evaluate
@@ -21,15 +21,6 @@ from reid_dff.inference import (
     search_features,
 )
 from reid_dff.inference.extractor import FeatureExtractor
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

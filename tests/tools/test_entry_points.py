@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from script_loader import REPO, load_tool
 
 # tools/<script>.py -> the console script that must run the same main (the run_*_table.py scripts are
 # repo-maintenance drivers of tools/train_net.py, deliberately not installed).
@@ -41,13 +40,6 @@ def resolve(target: str):
     """The object a ``module:function`` entry point names, imported the way console scripts do."""
     module_name, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_tool_has_exactly_its_console_script():

@@ -2,25 +2,15 @@
 this process, a second call reuses them, a stale run is trained again, and the tables match the runs'
 results.json files."""
 
-import importlib.util
 import json
-import os
 import statistics
 
 import pytest
+from script_loader import REPO, load_tool
 
 from reid_dff.tasks.classification import format_leave_one_domain_out_table
 
 pytestmark = pytest.mark.e2e  # both table tools train end to end
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_demo(tmp_path):

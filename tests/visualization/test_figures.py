@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os
 
@@ -6,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from script_loader import load_tool
 from tiny_reid import write_market_images
 
 from reid_dff.inference import GalleryIndex, UnsafeIndexPathError, search_report
@@ -19,15 +19,6 @@ from reid_dff.visualization.figures import (
     frequency_mask_figure,
     ranked_lists_figure,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def read_png(path):
