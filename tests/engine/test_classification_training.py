@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from interrupted import Interrupted, StopAfterFirstEpoch
 
 from reid_dff.config import get_cfg
 from reid_dff.engine import Trainer, evaluate_checkpoint
@@ -77,18 +78,6 @@ def test_short_run_beats_chance_on_the_unseen_domain(tmp_path):
     cfg.OUTPUT_DIR = str(tmp_path / "eval")
     again = evaluate_checkpoint(cfg)
     assert again["targets"][TARGET]["top1"] == pytest.approx(written["selected"]["targets"][TARGET]["top1"])
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopAfterFirstEpoch(Trainer):
-    def save(self, name):
-        path = super().save(name)
-        if name == "last.pth" and self.epoch == 1:
-            raise Interrupted
-        return path
 
 
 def test_resume_keeps_the_selection_and_matches_an_uninterrupted_run(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from interrupted import Interrupted, StopAfterFirstEpoch
 from PIL import Image
 
 from reid_dff.cli.train_net import main
@@ -88,18 +89,6 @@ def test_channels_last_changes_only_the_memory_format(tmp_path):
     assert trainers[0].model.backbone.conv1.weight.is_contiguous()
     first = [t.loss_history[0]["loss"] for t in trainers]
     assert first[1] == pytest.approx(first[0], rel=1e-4)
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopAfterFirstEpoch(Trainer):
-    def save(self, name):
-        path = super().save(name)
-        if name == "last.pth" and self.epoch == 1:
-            raise Interrupted
-        return path
 
 
 def test_resume_at_an_epoch_boundary_matches_an_uninterrupted_run(tmp_path):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from interrupted import Interrupted, StopAfterFirstEpoch
 from synthetic_run import tiny_run_cfg
 
 from reid_dff.data.synthetic import ensure_synthetic_data
@@ -10,18 +11,6 @@ from reid_dff.engine import Trainer
 from reid_dff.modeling.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.e2e  # short training runs on synthetic data
-
-
-class Interrupted(Exception):
-    pass
-
-
-class StopAfterFirstEpoch(Trainer):
-    def save(self, name):
-        path = super().save(name)
-        if name == "last.pth" and self.epoch == 1:
-            raise Interrupted
-        return path
 
 
 @pytest.fixture(scope="module")
