@@ -77,8 +77,8 @@ class OnnxModelInfo:
     """What an exported embedding model is and how to feed it (the ``metadata_props`` of the file).
 
     The graph takes ``images`` ``(B, 3, H, W)`` float32 RGB, each pixel ``(value / 255 - mean) / std``
-    after bringing the crop to ``(H, W)`` as ``input_resize`` says, and returns ``embeddings`` ``(B, D)`` float32 (the post-BNNeck
-    feature the evaluator ranks; L2-normalize them for the cosine metric).
+    after bringing the crop to ``(H, W)`` as ``input_resize`` says, and returns ``embeddings`` ``(B, D)``
+    float32 (the post-BNNeck feature the evaluator ranks; L2-normalize them for the cosine metric).
     """
 
     input_size: tuple[int, int]
