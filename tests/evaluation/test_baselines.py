@@ -1,5 +1,6 @@
 """The colour-histogram baseline: hand-computed features, and its per-domain report on the synthetic data
-agrees with torchreid's evaluator (and stays below 20% mAP, because identities share outfit colours)."""
+agrees with torchreid's evaluator (and stays below 20% mAP, because identities share outfit colours).
+Chance (random rankings) against the closed form of a uniformly random rank."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import pytest
 import reid_dff.data.synthetic.appearance as appearance
 from reid_dff.config import get_cfg
 from reid_dff.data.synthetic import generate_synthetic
-from reid_dff.evaluation.baselines import color_histogram_features, histogram_baseline_report
+from reid_dff.evaluation.baselines import (
+    color_histogram_features,
+    histogram_baseline_report,
+    random_ranking_baseline,
+)
 
 TORCHREID_PATTERN = re.compile(r"([-\d]+)_c(\d)")  # torchreid's Market-1501 regex
 
@@ -107,3 +112,22 @@ def test_histogram_baseline_is_strong_when_colours_are_not_shared(tmp_path, monk
     finally:
         appearance._outfit_schemes.cache_clear()
         appearance.sample_appearance.cache_clear()
+
+
+def test_chance_matches_a_uniformly_random_rank():
+    # One query, one match among G valid gallery images: its rank r is uniform on 1..G, so
+    # E[AP] = E[1/r] = H_G / G and E[R1] = 1 / G. The same-identity same-camera image is junk (left out).
+    q_pids, q_cams = [1], [0]
+    g_pids, g_cams = [1, 1, 2, 3, 4], [0, 1, 1, 1, 0]  # the first is junk: G = 4
+    chance = random_ranking_baseline(q_pids, g_pids, q_cams, g_cams, draws=4000, seed=3)
+    assert chance["draws"] == 4000
+    assert chance["mAP"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4, abs=0.015)
+    assert chance["rank1"] == pytest.approx(1 / 4, abs=0.02)
+    # std of 1/r over r uniform on 1..4
+    values = np.array([1, 1 / 2, 1 / 3, 1 / 4])
+    assert chance["mAP_std"] == pytest.approx(values.std(), abs=0.015)
+    assert random_ranking_baseline(
+        q_pids, g_pids, q_cams, g_cams, draws=5, seed=1
+    ) == random_ranking_baseline(q_pids, g_pids, q_cams, g_cams, draws=5, seed=1)
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        random_ranking_baseline(q_pids, g_pids, q_cams, g_cams, draws=0)
