@@ -18,6 +18,9 @@ and ``DATASETS.ROOT <scratch>`` into ``OUT/<row>/seed<SEED>``, run in this proce
 diagnostics of its DFF masks (``mask_stats.json``, over source images); their summary (mean over the
 Fourier units) stands beside mAP / R1.
 
+Below the table stands chance on the target: mAP / R1 of random rankings of the gallery (the mean of
+``CHANCE_DRAWS``), the floor the rows are read against.
+
 Selection: the table reports the **last epoch's** weights (``TEST.SELECTION last``, the default), evaluated
 once on the target (the schedule's ``TEST.EVAL_PERIOD 0`` saves the intermediate evaluations); nothing is
 picked on CAVIAR4REID. Writes ``OUT/table.md`` and ``OUT/table.json``.
@@ -40,7 +43,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from reid_dff.cli.common import add_overrides, parse_flags_first  # noqa: E402
+from reid_dff.data.build import build_test_sets  # noqa: E402
 from reid_dff.errors import ReidDffError  # noqa: E402
+from reid_dff.evaluation.baselines import random_ranking_baseline  # noqa: E402
 from reid_dff.experiments import Run, run_sweep  # noqa: E402
 from reid_dff.experiments.rows import (  # noqa: E402
     Row,
@@ -69,6 +74,7 @@ TARGET_NOTES = {
     "distractor identities"
 }
 MARKER = ".unpacked.json"  # in TOP: the archive's SHA-256 and file count, written last
+CHANCE_DRAWS = 100  # random rankings averaged for the chance line
 
 
 # The rows, in table order. "dff_literal" pins the paper's literal reading key by key; "dff_default" is
@@ -182,6 +188,18 @@ def unpack(archive: str, scratch: str) -> str:
     return scratch
 
 
+def chance(cfg: Any, target: str) -> dict[str, float]:
+    """Chance on ``target``'s query/gallery split: mAP / R1 of random rankings (mean of CHANCE_DRAWS)."""
+    (split,) = build_test_sets(cfg, target)
+    return random_ranking_baseline(
+        [s.pid for s in split.query],
+        [s.pid for s in split.gallery],
+        [s.camid for s in split.query],
+        [s.camid for s in split.gallery],
+        draws=CHANCE_DRAWS,
+    )
+
+
 # -- the runs ------------------------------------------------------------------------------------------
 def build_runs(rows: Sequence[Row], seeds: Sequence[int], opts: Sequence[str]) -> list[Run]:
     """One run of CONFIG per row and seed, into ``<row key>/seed<seed>``; ``opts`` (data root, smoke-run
@@ -231,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (target,) = cfg.DATASETS.TARGETS
 
     table_rows = summarize_rows(rows, results, aliases, target)
+    floor = chance(cfg, target)
     size = cfg.INPUT.SIZE_TRAIN
     lines = [
         f"Target {target.split('/')[-1]} ({TARGET_NOTES.get(target, 'unseen')}), "
@@ -241,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "(mask_stats.json over source images, mean over Fourier units) beside them.",
         "",
         *format_rows_table(table_rows),
+        "",
+        f"Chance (random rankings, mean of {floor['draws']}): mAP {100 * floor['mAP']:.1f}, "
+        f"R1 {100 * floor['rank1']:.1f}.",
     ]
     table = "\n".join(lines)
     commands = "\n".join(r.run.command(args.out) for r in results)
@@ -250,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "selection": "last epoch; the target is evaluated once, after training",
         "archive_sha256": sha256_file(archive),
         "rows": table_rows,
+        "chance": floor,
     }
     atomic_write_json(os.path.join(args.out, "table.json"), summary)
     print(table)
