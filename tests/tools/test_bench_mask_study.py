@@ -1,5 +1,5 @@
 """bench/mask_study.py: every row pins the mask's choices and departs from the literal reading only where
-its key says, the selection rule (instance-adaptive first, then mAP; never on the real target), and one
+its key says, the selection rule (instance-adaptive rows only, then mAP; never on the real target), and one
 tiny study on generated synthetic data."""
 
 import importlib.util
@@ -65,22 +65,32 @@ def entry(row, maps, spreads):
     return {"row": row, "mAP": maps, "mask": {"instance_spread": spreads}}
 
 
-def test_the_rule_takes_the_best_map_and_says_whether_it_is_instance_adaptive():
+def test_the_rule_takes_the_best_map_among_instance_adaptive_rows():
     study = load_study()
     assert study.ADAPTIVE_SPREAD == 0.02
     entries = [
         entry("flat_but_best", [0.70, 0.72], [0.003, 0.004]),  # highest mAP, not instance-adaptive
         entry("adaptive_low", [0.50, 0.52], [0.05, 0.04]),
         entry("adaptive_high", [0.60, 0.64], [0.019, 0.023]),  # mean spread 0.021: adaptive
+        entry("default", [0.99], [0.5]),  # the package default's twin row: never a candidate
         entry("no_masks", [0.90], [None]),  # Base: no mask diagnostics, never chosen
     ]
     chosen = study.select(entries)
-    assert chosen["row"] == "flat_but_best" and chosen["adaptive"] is False
-    assert chosen["mAP"] == pytest.approx(0.71) and chosen["instance_spread"] == pytest.approx(0.0035)
-    chosen = study.select(entries[1:])
-    assert chosen["row"] == "adaptive_high" and chosen["adaptive"] is True
+    assert chosen["row"] == "adaptive_high"
     assert chosen["mAP"] == pytest.approx(0.62) and chosen["instance_spread"] == pytest.approx(0.021)
-    assert study.select(entries[3:]) is None
+    assert chosen["best_row"] == "flat_but_best" and chosen["best_mAP"] == pytest.approx(0.71)
+    assert chosen["best_instance_spread"] == pytest.approx(0.0035)
+    text = study.verdict(chosen)
+    assert "**adaptive_high**" in text and "flat_but_best" in text and "0.1 mAP ahead" in text
+    # The adaptive row is also the best: no margin to report.
+    chosen = study.select(entries[1:])
+    assert chosen["row"] == chosen["best_row"] == "adaptive_high"
+    assert "ahead" not in study.verdict(chosen)
+    # Nothing instance-adaptive: nothing selected, but the best row is still named.
+    chosen = study.select(entries[:1])
+    assert chosen["row"] is None and chosen["mAP"] is None and chosen["best_row"] == "flat_but_best"
+    assert "none is selected" in study.verdict(chosen)
+    assert study.select(entries[3:]) is None and "no row has masks" in study.verdict(None)
 
 
 def tiny_demo(tmp_path):
