@@ -56,8 +56,10 @@ _C.MODEL.DFF.MASK_INPUT = "re_im"
 # The layout the mask conv sees: "rfft" (rfft2 layout, zero padding) or "centered" (fftshift along H,
 # circular padding along H, zero padding along W//2+1, mask shifted back).
 _C.MODEL.DFF.MASK_LAYOUT = "rfft"
-# Start of the mask conv's weights: "zeros" (a uniform 0.5 mask), "normal" (std 1e-2) or "kaiming".
-_C.MODEL.DFF.MASK_INIT = "zeros"
+# Start of the mask conv's weights: "kaiming" (default: the masks differ by image from the start and stay
+# instance-adaptive; docs/results.md, "The DFF mask's open choices"), "zeros" (a uniform 0.5 mask, the
+# paper's literal reading, which stays near 0.5 for every image) or "normal" (std 1e-2).
+_C.MODEL.DFF.MASK_INIT = "kaiming"
 # Weight decay of the mask generators' weights; negative: SOLVER.WEIGHT_DECAY like every other weight.
 _C.MODEL.DFF.MASK_WEIGHT_DECAY = -1.0
 

@@ -139,7 +139,11 @@ def test_stage1_without_cfg_still_checks_every_key(make_cfg, tmp_path):
 def test_ffc_stage1_into_dff_starts_equal_to_the_ffc(make_cfg, tmp_path, filter_name):
     path = tmp_path / "ffc.pth"
     ffc = write_stage1(path, classification_cfg(make_cfg, "ffc_resnet18", size=(64, 32))).eval()
-    dff = build_model(classification_cfg(make_cfg, "dff_resnet18", size=(64, 32), FILTER=filter_name), 5)
+    # MASK_INIT zeros: the literal reading's uniform 0.5 start, the one a loader can cancel exactly.
+    dff_cfg = classification_cfg(
+        make_cfg, "dff_resnet18", size=(64, 32), FILTER=filter_name, MASK_INIT="zeros"
+    )
+    dff = build_model(dff_cfg, 5)
     before = {k: v.clone() for k, v in dff.backbone.state_dict().items() if FILTER_KEY.search(k)}
     report = load_pretrained(dff, path)
     assert before and set(report.new) == set(before) and report.rescaled and not report.notes
@@ -158,10 +162,11 @@ def test_ffc_stage1_into_dff_starts_equal_to_the_ffc(make_cfg, tmp_path, filter_
         assert not torch.allclose(dff.backbone(x), expected, atol=1e-3 * expected.abs().max())
 
 
-def test_a_mask_that_is_not_constant_is_reported(make_cfg, tmp_path):
+@pytest.mark.parametrize("init", [{}, {"MASK_INIT": "normal"}])  # the default (kaiming), normal
+def test_a_mask_that_is_not_constant_is_reported(make_cfg, tmp_path, init):
     path = tmp_path / "ffc.pth"
     write_stage1(path, classification_cfg(make_cfg, "ffc_resnet18"))
-    dff = build_model(classification_cfg(make_cfg, "dff_resnet18", MASK_INIT="normal"), 5)
+    dff = build_model(classification_cfg(make_cfg, "dff_resnet18", **init), 5)
     report = load_pretrained(dff, path)
     assert report.rescaled == [] and "does not start equal to the FFC" in report.summary()
 
@@ -205,13 +210,14 @@ def fixture_model(make_cfg, backbone, task="classification", **dff):
         cfg = classification_cfg(make_cfg, backbone, size=(224, 224), **dff)
     else:
         cfg = make_cfg(backbone, size=(224, 224), LAST_STRIDE=2)
+        cfg.MODEL.DFF.update(dff)
     return build_model(cfg, 1000 if task == "classification" else 10)
 
 
 @needs_fixture
 @pytest.mark.parametrize("backbone", ["ffc_resnet18", "dff_resnet18"])
 def test_official_ffc_checkpoint_reproduces_the_official_outputs(make_cfg, backbone):
-    model = fixture_model(make_cfg, backbone)
+    model = fixture_model(make_cfg, backbone, MASK_INIT="zeros")  # DFF starts as the FFC: a 0.5 mask
     report = load_pretrained(model, OFFICIAL_PTH)
     assert report.source_format == "official-ffc" and report.source_arch == "ffc_resnet18 (ratio 0.5)"
     assert detect_format(torch.load(OFFICIAL_PTH, weights_only=True)) == "official-ffc"
@@ -233,7 +239,7 @@ def test_official_ffc_checkpoint_reproduces_the_official_outputs(make_cfg, backb
 
 @needs_fixture
 def test_official_ffc_checkpoint_into_reid_drops_fc(make_cfg):
-    model = fixture_model(make_cfg, "dff_resnet18", task="reid")
+    model = fixture_model(make_cfg, "dff_resnet18", task="reid", MASK_INIT="zeros")
     report = load_pretrained(model, OFFICIAL_PTH)
     assert sorted(report.dropped) == ["fc.bias", "fc.weight"] and "classifier dropped" in report.summary()
     assert not any(k.startswith("classifier.") for k in report.loaded)

@@ -53,7 +53,7 @@ class FilterSettings:
     se_reduction: int = 16
     mask_input: str = "re_im"
     mask_layout: str = "rfft"
-    mask_init: str = "zeros"
+    mask_init: str = "kaiming"
 
     def __post_init__(self) -> None:
         for key, value, allowed in (
@@ -92,9 +92,10 @@ class SpatialAttentionMask(nn.Module):
     def reset_parameters(self) -> None:
         """The start of ``self.init``; zero bias.
 
-        Zeros is the default because spectrum magnitudes span orders of magnitude (the DC term grows with
-        sqrt(H*W)), so a randomly initialized conv on raw re/im values can saturate the sigmoid at 0 or 1
-        and starve the generator of gradient.
+        The package default (``MODEL.DFF.MASK_INIT``) is ``"kaiming"``: from zero weights the generator
+        hardly moves and the masks stay near 0.5 for every image; from a random start they differ by
+        image and stay so (docs/results.md). A random start on raw re/im values can saturate the sigmoid
+        where the spectrum is large (the DC term grows with sqrt(H*W)).
         """
         assert self.conv.bias is not None  # built with a bias
         if self.init == "zeros":
