@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The real multi-camera benchmark: Base / SBase / DFF (ResNet-18 family) on real pedestrian crops, on CPU.
 
-    python bench/real_multicam.py                          # every row x seeds 0 1 2 (hours on a CPU)
+    python bench/real_multicam.py                          # every row x seeds 0 1 2 (~1.5 h on 2 cores)
     python bench/real_multicam.py --rows base dff_default --seeds 0 --epochs 1 --iters 5   # a smoke run
 
 The data is ``real_multicam.tar.gz`` (default ``$REID_DFF_SHARED/data/``, else ``<repo>/../shared/data/``;
@@ -78,8 +78,9 @@ CHANCE_DRAWS = 100  # random rankings averaged for the chance line
 
 
 # The rows, in table order. "dff_literal" pins the paper's literal reading key by key; "dff_default" is
-# the package's default config (CONFIG with nothing overridden). Today the two resolve to the same
-# config, and the second reuses the first's runs; when the default changes, edit nothing here.
+# the package's default config (CONFIG with nothing overridden; today MODEL.DFF.MASK_INIT kaiming). When
+# the two resolve to the same config, the second reuses the first's runs; a change of default needs no
+# edit here.
 ROWS = (
     Row("base", "Base (ResNet-18)", ("MODEL.BACKBONE", "resnet18")),
     Row("sbase", "SBase (FFC-ResNet-18)", ("MODEL.BACKBONE", "ffc_resnet18")),
