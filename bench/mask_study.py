@@ -138,7 +138,7 @@ def select(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 def verdict(chosen: Mapping[str, Any] | None) -> str:
-    """The selection's sentence for the table."""
+    """The selection's sentence for the table (mAP in percent; the entries hold fractions)."""
     rule = (
         f"Selection (synthetic only): among the rows whose masks are instance-adaptive (mean instance spread "
         f">= {ADAPTIVE_SPREAD}), the highest mean mAP becomes the default: "
@@ -147,12 +147,12 @@ def verdict(chosen: Mapping[str, Any] | None) -> str:
         return rule + "no row has masks."
     if chosen["row"] is None:
         return rule + "no row is instance-adaptive, so none is selected."
-    text = f"**{chosen['row']}** (mAP {chosen['mAP']:.1f}, instance spread {chosen['instance_spread']:.4f})."
+    text = f"**{chosen['row']}** (mAP {100 * chosen['mAP']:.1f}, instance spread {chosen['instance_spread']:.4f})."
     if chosen["best_row"] != chosen["row"]:
         text += (
-            f" The best row overall is {chosen['best_row']} (mAP {chosen['best_mAP']:.1f}, instance spread "
-            f"{chosen['best_instance_spread']:.4f}, not instance-adaptive), "
-            f"{chosen['best_mAP'] - chosen['mAP']:.1f} mAP ahead."
+            f" The best row overall is {chosen['best_row']} (mAP {100 * chosen['best_mAP']:.1f}, instance "
+            f"spread {chosen['best_instance_spread']:.4f}, not instance-adaptive), "
+            f"{100 * (chosen['best_mAP'] - chosen['mAP']):.1f} mAP ahead."
         )
     return rule + text
 

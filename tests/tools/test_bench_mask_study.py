@@ -81,7 +81,8 @@ def test_the_rule_takes_the_best_map_among_instance_adaptive_rows():
     assert chosen["best_row"] == "flat_but_best" and chosen["best_mAP"] == pytest.approx(0.71)
     assert chosen["best_instance_spread"] == pytest.approx(0.0035)
     text = study.verdict(chosen)
-    assert "**adaptive_high**" in text and "flat_but_best" in text and "0.1 mAP ahead" in text
+    assert "**adaptive_high** (mAP 62.0, instance spread 0.0210)" in text
+    assert "flat_but_best (mAP 71.0, instance spread 0.0035" in text and "9.0 mAP ahead" in text
     # The adaptive row is also the best: no margin to report.
     chosen = study.select(entries[1:])
     assert chosen["row"] == chosen["best_row"] == "adaptive_high"
