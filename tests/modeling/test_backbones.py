@@ -16,6 +16,7 @@ from reid_dff.modeling.backbones import (
     filter_names,
 )
 from reid_dff.utils.registry import RegistryKeyError
+from reid_dff.visualization.figures import capture_frequency_masks
 
 MASK_CLASSES = (FrequencyMask, PixelMask, TaskChannelMask, TaskSpatialMask, FrequencyChannelAttention)
 
@@ -144,14 +145,8 @@ def test_frequency_mask_hook_captures_one_mask_per_fourier_unit(make_cfg):
 def test_zero_initialized_mask_starts_as_uniform_half(make_cfg):
     cfg = make_cfg("dff_resnet18", "ins_spatial")
     cfg.MODEL.DFF.MASK_INIT = "zeros"
-    dff = build_backbone(cfg).eval()
-    masks = []
-    for m in dff.modules():
-        if isinstance(m, FrequencyMask):
-            m.register_forward_hook(lambda module, inputs, output: masks.append(output))
-    with torch.no_grad():
-        dff(torch.randn(2, 3, 64, 32))
-    assert masks and all(torch.equal(mask, torch.full_like(mask, 0.5)) for mask in masks)
+    captures = capture_frequency_masks(build_backbone(cfg), torch.randn(2, 3, 64, 32))
+    assert captures and all((c.masks == 0.5).all() for c in captures)
 
 
 def test_instance_spatial_mask_adds_under_0_2m_params(make_cfg):
